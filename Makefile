@@ -1,0 +1,28 @@
+# Two commands for a new machine: `make serve` and `make test`. Each installs
+# what it needs into .venv first (once; again when the pins change).
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install serve test bench-overhead bench-accuracy lint docker-test
+
+$(STAMP): pyproject.toml requirements/cpu-constraints.txt scripts/install.sh
+	python3 -m venv $(VENV)
+	. $(BIN)/activate && scripts/install.sh --engine cpu --extras embedded,bench,test --editable
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: install
+	$(BIN)/ponder serve $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench-overhead: install
+	$(BIN)/ponder bench overhead $(ARGS)
+
+bench-accuracy: install
+	$(BIN)/ponder bench accuracy $(ARGS)

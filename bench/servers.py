@@ -1,0 +1,79 @@
+"""Starting the servers a benchmark compares, on loopback, one at a time."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    name: str
+    base_url: str
+    model: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def launched(name: str, command: list[str], port: int, model: str,
+             env: dict[str, str] | None = None, timeout: float = 600) -> Iterator[RunningServer]:
+    """Run ``command`` until its /health answers 200; stop it on exit."""
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+        try:
+            _wait_healthy(f"http://127.0.0.1:{port}/health", process, log, timeout)
+            yield RunningServer(name, f"http://127.0.0.1:{port}", model)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: object, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)  # type: ignore[attr-defined]
+            tail = log.read()[-3000:].decode(errors="replace")  # type: ignore[attr-defined]
+            raise RuntimeError(f"{url} exited with {process.returncode}:\n{tail}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(1)
+    raise RuntimeError(f"{url} did not become healthy in {timeout}s")
+
+
+def ponder_command(port: int, model_dir: str, served_name: str, kv_cache_gb: float) -> list[str]:
+    return [sys.executable, "-m", "ponder.server.cli", "serve", "--model", model_dir,
+            "--served-model-name", served_name, "--port", str(port),
+            "--kv-cache-gb", str(kv_cache_gb), "--log-level", "warning"]
+
+
+def vllm_command(port: int, model_dir: str, served_name: str, kv_cache_gb: float) -> list[str]:
+    """vLLM's own OpenAI server with the engine settings ponder uses on CPU."""
+    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
+            "--served-model-name", served_name, "--port", str(port), "--host", "127.0.0.1",
+            "--enforce-eager", "--seed", "0", "--no-enable-log-requests",
+            "--disable-uvicorn-access-log",
+            "--kv-cache-memory-bytes", str(int(kv_cache_gb * 1024**3))]

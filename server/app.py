@@ -1,0 +1,88 @@
+"""The FastAPI application: ``create_app(settings)`` builds it, its lifespan
+owns the one engine that every request shares."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from ponder.server.auth import require_api_key
+from ponder.server.config import Settings
+from ponder.server.embedded_model import embedded_model_dir
+from ponder.server.engine import EngineOptions, VLLMGenerator, open_engine
+from ponder.server.errors import register_error_handlers
+from ponder.server.metrics import Metrics
+from ponder.server.routes import chat, health, models
+from ponder.server.serving import ChatService
+from ponder.strategies.reasoning import NoReasoning, ReasoningSplitter
+
+logger = logging.getLogger(__name__)
+
+
+def engine_options(settings: Settings, model_path: str) -> EngineOptions:
+    from vllm.platforms import current_platform
+
+    on_cpu = current_platform.is_cpu()
+    return EngineOptions(
+        model=model_path,
+        max_model_len=settings.max_model_len,
+        kv_cache_gb=settings.kv_cache_gb,
+        dtype=settings.dtype,
+        block_size=settings.block_size,
+        enforce_eager=on_cpu if settings.enforce_eager is None else settings.enforce_eager,
+        seed=settings.seed,
+        extra={"served_model_name": settings.model_name},
+    )
+
+
+def _splitter(settings: Settings, generator: VLLMGenerator) -> ReasoningSplitter:
+    if settings.reasoning_parser is None:
+        return NoReasoning()
+    from ponder.server.reasoning_parsers import VLLMReasoningSplitter
+
+    return VLLMReasoningSplitter(settings.reasoning_parser, generator.tokenizer)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    model_path = settings.model
+    if settings.is_embedded:
+        model_path = str(await asyncio.to_thread(embedded_model_dir))
+    async with open_engine(engine_options(settings, model_path)) as engine:
+        generator = VLLMGenerator(engine)
+        app.state.engine = engine
+        app.state.service = ChatService(
+            settings=settings,
+            generator=generator,
+            splitter=_splitter(settings, generator),
+            metrics=app.state.metrics,
+            max_model_len=generator.max_model_len,
+        )
+        logger.info("ponder is serving %s as '%s'", settings.model, settings.model_name)
+        yield
+        app.state.service = None
+        app.state.engine = None
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="ponder",
+        summary="OpenAI-compatible inference-time scaling server",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.service = None
+    app.state.engine = None
+    register_error_handlers(app)
+    app.include_router(health.router)
+    secured = [Depends(require_api_key)]
+    app.include_router(chat.router, dependencies=secured)
+    app.include_router(models.router, dependencies=secured)
+    return app

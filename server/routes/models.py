@@ -1,0 +1,45 @@
+"""GET /v1/models and GET /v1/strategies."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+
+from ponder.server.deps import ServiceDep
+from ponder.server.protocol import ModelCard, ModelList, StrategyCard, StrategyList
+from ponder.server.serving import ALIAS_SEPARATOR
+from ponder.strategies import STRATEGIES
+
+router = APIRouter(tags=["models"])
+_STARTED = int(time.time())
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def list_models(service: ServiceDep) -> ModelList:
+    """The served model, then one alias per strategy, for clients that can
+    only choose a model name."""
+    name = service.settings.model_name
+    base = ModelCard(
+        id=name, created=_STARTED, root=service.settings.model,
+        max_model_len=service.max_model_len,
+    )
+    aliases = [
+        base.model_copy(update={"id": f"{name}{ALIAS_SEPARATOR}{strategy}", "strategy": strategy})
+        for strategy in STRATEGIES
+    ]
+    return ModelList(data=[base, *aliases])
+
+
+@router.get("/v1/strategies", response_model=StrategyList)
+async def list_strategies(service: ServiceDep) -> StrategyList:
+    cards = [
+        StrategyCard(
+            name=strategy.name,
+            description=strategy.summary,
+            parameters=strategy.config.model_json_schema(),
+            defaults=strategy.config().model_dump(),
+        )
+        for strategy in STRATEGIES.values()
+    ]
+    return StrategyList(default=service.settings.default_strategy, data=cards)

@@ -1,0 +1,161 @@
+"""Server-Sent Events for chat, in two layers as vLLM does it: strategy runs
+push typed events into a queue; one generator turns them into OpenAI chunks,
+turns a late failure into an error chunk, and always ends with ``[DONE]``.
+
+The strategies run in tasks owned by the response: when the client goes
+away Starlette cancels the response, whose ``finally`` cancels the tasks,
+which aborts their requests in the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal
+
+from ponder.server.errors import as_ponder_error, error_body
+from ponder.server.protocol import ChatCompletionChunk, ChunkChoice, Delta, completion_id
+from ponder.server.serving import ChatRun, ChatService, ponder_info, total_usage
+from ponder.strategies.base import StrategyResult, Task
+
+# How long to wait for a run's first event before committing to a 200: a
+# request the engine refuses (prompt too long, say) fails within this time and
+# still gets a proper HTTP error instead of an error chunk.
+FIRST_EVENT_GRACE_S = 0.25
+
+
+@dataclass
+class Event:
+    kind: Literal["reasoning", "content", "comment", "done", "error"]
+    choice: int
+    text: str = ""
+    result: StrategyResult | None = None
+    error: BaseException | None = None
+
+
+class QueueEmitter:
+    """The strategies' :class:`Emitter` for one choice of a streaming request."""
+
+    def __init__(self, queue: asyncio.Queue[Event], choice: int, visible: bool) -> None:
+        self._queue = queue
+        self._choice = choice
+        self._visible = visible
+
+    async def reasoning(self, text: str) -> None:
+        if self._visible:
+            self._queue.put_nowait(Event("reasoning", self._choice, text))
+
+    async def content(self, text: str) -> None:
+        self._queue.put_nowait(Event("content", self._choice, text))
+
+    async def progress(self, text: str) -> None:
+        kind: Literal["reasoning", "comment"] = "reasoning" if self._visible else "comment"
+        self._queue.put_nowait(Event(kind, self._choice, text))
+
+
+class ChatStream:
+    """A started streaming request: its strategy tasks and their events."""
+
+    def __init__(self, service: ChatService, run: ChatRun) -> None:
+        self.service = service
+        self.run = run
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.tasks = [
+            asyncio.create_task(self._run_choice(i, task)) for i, task in enumerate(run.tasks)
+        ]
+        self._first: Event | None = None
+        self.id = completion_id()
+        self.created = int(time.time())
+
+    async def first_event(self) -> None:
+        """Wait briefly for the first event; re-raise it if it is a failure
+        (before any byte is sent, so it can still be an HTTP error)."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            self._first = await asyncio.wait_for(self.queue.get(), FIRST_EVENT_GRACE_S)
+        if self._first is not None and self._first.kind == "error":
+            await self.close()
+            assert self._first.error is not None
+            raise self._first.error
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _run_choice(self, choice: int, task: Task) -> None:
+        emitter = QueueEmitter(self.queue, choice, self.run.visible)
+        try:
+            result = await self.service.run_strategy(self.run, task, emitter)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - forwarded to the client as an error chunk
+            self.queue.put_nowait(Event("error", choice, error=error))
+        else:
+            self.queue.put_nowait(Event("done", choice, result=result))
+
+    async def frames(self) -> AsyncIterator[str]:
+        status = 499  # the client left before the end (nginx's convention)
+        try:
+            async for frame in self._chunks():
+                yield frame
+            status = 200
+        except Exception as exc:  # noqa: BLE001 - after the 200, errors travel in-band
+            error = as_ponder_error(exc)
+            status = error.status
+            yield _data(error_body(error).model_dump_json())
+        finally:
+            await self.close()
+            self.service.finished(self.run, status)
+        yield "data: [DONE]\n\n"
+
+    async def _chunks(self) -> AsyncIterator[str]:
+        results: dict[int, StrategyResult] = {}
+        yield self._chunk(
+            [ChunkChoice(index=i, delta=Delta(role="assistant", content="")) for i in range(len(self.tasks))]
+        )
+        while len(results) < len(self.tasks):
+            event = self._first or await self.queue.get()
+            self._first = None
+            if event.kind == "error":
+                assert event.error is not None
+                raise event.error
+            frame = self._frame(event, results)
+            if frame:
+                yield frame
+        if self._include_usage:
+            yield self._chunk([], usage=total_usage([results[i] for i in sorted(results)]))
+
+    @property
+    def _include_usage(self) -> bool:
+        options = self.run.request.stream_options
+        return bool(options and options.include_usage)
+
+    def _frame(self, event: Event, results: dict[int, StrategyResult]) -> str | None:
+        if event.kind == "comment":
+            return "".join(f": {line}\n" for line in event.text.splitlines() or [""]) + "\n"
+        if event.kind == "reasoning":
+            delta = Delta(reasoning_content=event.text, reasoning=event.text)
+        elif event.kind == "content":
+            delta = Delta(content=event.text)
+        else:
+            assert event.result is not None
+            results[event.choice] = event.result
+            finish = ChunkChoice(
+                index=event.choice, delta=Delta(), finish_reason=event.result.finish_reason
+            )
+            return self._chunk([finish], ponder=ponder_info(self.run, [event.result]))
+        return self._chunk([ChunkChoice(index=event.choice, delta=delta)])
+
+    def _chunk(self, choices: list[ChunkChoice], **extra: object) -> str:
+        chunk = ChatCompletionChunk(
+            id=self.id, created=self.created, model=self.run.request.model, choices=choices,
+            **extra,  # type: ignore[arg-type]
+        )
+        return _data(chunk.model_dump_json(exclude_none=True))
+
+
+def _data(payload: str) -> str:
+    return f"data: {payload}\n\n"

@@ -1,0 +1,67 @@
+"""The ``prompt`` option shared by every sampling strategy.
+
+``cot`` adds a chain-of-thought instruction that ends in a final-answer
+marker, so the answer can be cut out of the sample; ``direct`` sends the
+messages as they came, which is what natively thinking models (and very small
+models, whose written-out steps are mostly wrong) do best with.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ponder.strategies.base import Prompt
+from ponder.strategies.reasoning import MarkerSplitter, NoReasoning, ReasoningSplitter
+
+PromptStyle = Literal["cot", "direct"]
+
+ANSWER_MARKER = "Answer:"
+COT_INSTRUCTION = (
+    "Think step by step, then give the final answer on its own line after "
+    f"'{ANSWER_MARKER}'."
+)
+
+
+def apply_prompt(prompt: Prompt, style: PromptStyle) -> Prompt:
+    if style == "direct":
+        return prompt
+    if prompt.messages is not None:
+        messages = list(prompt.messages)
+        last_user = max(
+            (i for i, m in enumerate(messages) if m.get("role") == "user"), default=None
+        )
+        if last_user is None:
+            messages.append({"role": "user", "content": COT_INSTRUCTION})
+        else:
+            message = dict(messages[last_user])
+            message["content"] = f"{_text_of(message.get('content'))}\n\n{COT_INSTRUCTION}"
+            messages[last_user] = message
+        return Prompt(
+            messages=tuple(messages),
+            continuation=prompt.continuation,
+            template_kwargs=prompt.template_kwargs,
+        )
+    return Prompt(
+        text=f"{prompt.text or ''}\n\n{COT_INSTRUCTION}\n",
+        continuation=prompt.continuation,
+        template_kwargs=prompt.template_kwargs,
+    )
+
+
+def splitter_for(style: PromptStyle, model_splitter: ReasoningSplitter) -> ReasoningSplitter:
+    """A thinking model's own tags win over our marker: its trace is inside
+    them whatever we asked for."""
+    if style == "cot" and isinstance(model_splitter, NoReasoning):
+        return MarkerSplitter(ANSWER_MARKER)
+    return model_splitter
+
+
+def _text_of(content: object) -> str:
+    """Message content may be a string or OpenAI's list of typed parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "") for part in content if isinstance(part, dict)
+        )
+    return ""
