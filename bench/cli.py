@@ -19,6 +19,52 @@ def _overhead(args: argparse.Namespace) -> None:
     print_report(report)
 
 
+def _accuracy(args: argparse.Namespace) -> None:
+    import asyncio
+    import contextlib
+    import json
+
+    from ponder.bench.accuracy import default_runs, measure, plot, print_table
+    from ponder.bench.fanout import compare_fanout
+    from ponder.bench.problems import from_jsonl, generated
+    from ponder.bench.servers import free_port, launched, ponder_command
+    from ponder.server.embedded_model import embedded_model_dir
+
+    problems = (from_jsonl(args.data, args.count) if args.data
+                else generated(args.level, args.count, seed=args.seed))
+    runs = [r for r in default_runs() if not args.runs or any(
+        r.name.startswith(prefix) for prefix in args.runs.split(","))]
+    model_dir = args.model or str(embedded_model_dir())
+    with contextlib.ExitStack() as stack:
+        if args.url:
+            base_url = args.url
+        else:
+            port = free_port()
+            command = ponder_command(port, model_dir, args.served_model_name, args.kv_cache_gb)
+            base_url = stack.enter_context(
+                launched("ponder", command, port, args.served_model_name)).base_url
+        results = asyncio.run(measure(base_url, args.served_model_name, runs, problems,
+                                      args.concurrency, args.max_tokens, args.api_key))
+    summaries = [r.summary() for r in results]
+    label = args.data.name if args.data else f"{args.level} x{len(problems)}"
+    report: dict[str, Any] = {"problems": label, "max_tokens": args.max_tokens, "runs": summaries}
+    if args.throughput:
+        report["fanout_throughput"] = compare_fanout(
+            model_dir, problems[: args.throughput_problems], 16, args.max_tokens, 0.7,
+            args.concurrency, args.kv_cache_gb)
+    args.output.mkdir(parents=True, exist_ok=True)
+    stem = args.output / f"accuracy-{args.data.stem if args.data else args.level}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    plot(summaries, stem.with_suffix(".png"), f"{label}: accuracy vs generated tokens")
+    print_table(summaries)
+    if args.throughput:
+        fan = report["fanout_throughput"]
+        print(f"self_consistency@16 through ponder: {fan['ponder']['throughput_tok_s']} tok/s; "
+              f"vLLM n=16: {fan['vllm']['throughput_tok_s']} tok/s; ratio {fan['ratio']}x "
+              "(target >= 0.95)")
+    print(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.png')}")
+
+
 def add_bench_commands(commands: Any) -> None:
     bench = commands.add_parser("bench", help="Run a benchmark (see `ponder bench -h`).")
     kinds = bench.add_subparsers(dest="bench", required=True)
@@ -34,3 +80,23 @@ def add_bench_commands(commands: Any) -> None:
                           help="alternate the two servers this many times; report each one's best")
     overhead.add_argument("--output", type=Path, default=RESULTS / "overhead.json")
     overhead.set_defaults(handler=_overhead)
+
+    accuracy = kinds.add_parser(
+        "accuracy", help="accuracy vs generated tokens for each strategy, with pass@n.")
+    accuracy.add_argument("--url", help="a running ponder server (default: start one)")
+    accuracy.add_argument("--api-key")
+    accuracy.add_argument("--model", help="model directory (default: the embedded model)")
+    accuracy.add_argument("--served-model-name", default="smollm2")
+    accuracy.add_argument("--level", choices=["one-op", "two-op"], default="one-op")
+    accuracy.add_argument("--data", type=Path, help="JSONL of {question, answer} (GSM8K too)")
+    accuracy.add_argument("--count", type=int, default=300)
+    accuracy.add_argument("--seed", type=int, default=0)
+    accuracy.add_argument("--runs", help="comma-separated run-name prefixes, e.g. greedy,sc-direct")
+    accuracy.add_argument("--concurrency", type=int, default=4)
+    accuracy.add_argument("--max-tokens", type=int, default=256)
+    accuracy.add_argument("--kv-cache-gb", type=float, default=4.0)
+    accuracy.add_argument("--throughput", action=argparse.BooleanOptionalAction, default=True,
+                          help="also compare self_consistency@16 with vLLM's own n=16")
+    accuracy.add_argument("--throughput-problems", type=int, default=32)
+    accuracy.add_argument("--output", type=Path, default=RESULTS)
+    accuracy.set_defaults(handler=_accuracy)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 from pydantic import ValidationError
 
@@ -25,6 +25,9 @@ def _add_settings_options(parser: argparse.ArgumentParser) -> None:
         annotation = field.annotation
         if annotation in (bool, bool | None):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif get_origin(annotation) is list:
+            parser.add_argument(flag, action="append", default=None, help=help_text + " (repeatable)",
+                                metavar=name.upper())
         elif choices := _literal_choices(annotation):
             parser.add_argument(flag, choices=choices, default=None, help=help_text)
         else:

@@ -4,10 +4,10 @@ environment variable (the option wins), described once, here."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ponder.server.embedded_model import EMBEDDED_MODEL, EMBEDDED_SERVED_NAME
 
@@ -46,6 +46,19 @@ class Settings(BaseSettings):
         None,
         description="vLLM reasoning parser for models that think in tags (deepseek_r1, qwen3, ...).",
     )
+    prm: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["step-checker=step-checker", "self-judge=self-judge"],
+        description=(
+            "Process reward models as NAME=SPEC, repeatable (env: comma-separated). SPEC: "
+            "step-checker, self-judge, pooling:DIR, token-logit:DIR, remote:URL?model=NAME."
+        ),
+    )
+    default_prm: str | None = Field(
+        None, description="PRM for requests that name none (default: the first --prm)."
+    )
+    prm_kv_cache_gb: float = Field(
+        1.0, gt=0, description="KV cache size in GiB of each in-process PRM engine."
+    )
     api_key: SecretStr | None = Field(
         None, description="When set, every /v1 route needs `Authorization: Bearer KEY`."
     )
@@ -57,6 +70,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )
+
+    @field_validator("prm", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
     @field_validator("api_key")
     @classmethod

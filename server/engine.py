@@ -118,6 +118,7 @@ class VLLMGenerator:
                     token_ids=c.token_ids,
                     prompt_tokens=len(ids),
                     finish_reason=_finish_reason(c.finish_reason) if c.finish_reason else None,
+                    cumulative_logprob=c.cumulative_logprob,
                 )
 
     def count_tokens(self, token_ids: Sequence[int], chars: int) -> int:

@@ -10,13 +10,30 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from ponder.strategies import STRATEGIES, StrategyConfigUnion
 
 
 class OpenAIModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class OmitNone(BaseModel):
+    """Leaves out its own unset (None) fields when serialised, but not those
+    of nested models: a candidate with no answer still says `"answer": null`."""
+
+    @model_serializer(mode="wrap")
+    def _omit_none(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if value is not None}
 
 
 # ---------------------------------------------------------------- errors
@@ -50,6 +67,13 @@ class StreamOptions(OpenAIModel):
     continuous_usage_stats: bool = False
 
 
+class BudgetLimits(OpenAIModel):
+    max_tokens: int | None = Field(
+        None, ge=1, description="Tokens the whole request may generate, over all samples."
+    )
+    seconds: float | None = Field(None, gt=0, description="Wall time the request may take.")
+
+
 class ChatCompletionRequest(OpenAIModel):
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
@@ -80,6 +104,11 @@ class ChatCompletionRequest(OpenAIModel):
     )
     include_candidates: bool = Field(
         False, description="Add every sample, its answer and scores to `ponder.candidates`."
+    )
+    budget: BudgetLimits | None = Field(
+        None,
+        description="Caps on the request's compute; when one runs out the strategy answers "
+        "with the best it has so far and `ponder.budget_exhausted` is true.",
     )
 
     @field_validator("strategy", mode="before")
@@ -131,7 +160,7 @@ class CandidateInfo(BaseModel):
     step_scores: list[float] | None = None
 
 
-class PonderRun(BaseModel):
+class PonderRun(OmitNone):
     """What one run of a strategy did (one per choice)."""
 
     samples: int
@@ -181,7 +210,7 @@ class ChatCompletionResponse(BaseModel):
     ponder: PonderInfo
 
 
-class Delta(BaseModel):
+class Delta(OmitNone):
     role: Literal["assistant"] | None = None
     content: str | None = None
     reasoning_content: str | None = None
@@ -195,7 +224,7 @@ class ChunkChoice(BaseModel):
     logprobs: None = None
 
 
-class ChatCompletionChunk(BaseModel):
+class ChatCompletionChunk(OmitNone):
     id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     created: int

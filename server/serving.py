@@ -31,6 +31,7 @@ from ponder.strategies.base import (
     Task,
     Usage,
 )
+from ponder.strategies.budget import Budget, BudgetedGenerator
 from ponder.strategies.reasoning import ReasoningSplitter
 
 ALIAS_SEPARATOR = "@"
@@ -86,7 +87,15 @@ class ChatService:
     async def run_strategy(
         self, run: ChatRun, task: Task, emit: Emitter | None = None
     ) -> StrategyResult:
-        result = await run.strategy.run(task, self.generator, run.config, emit)
+        generator: Generator = self.generator
+        limits = run.request.budget
+        if limits is not None:
+            generator = BudgetedGenerator(generator, Budget(limits.max_tokens, limits.seconds))
+        result = await run.strategy.run(task, generator, run.config, emit)
+        if isinstance(generator, BudgetedGenerator) and generator.exhausted:
+            result.extra["budget_exhausted"] = True
+            if result.answer is None:
+                result.finish_reason = "length"
         self.metrics.record_result(run.strategy.name, result)
         return result
 

@@ -154,7 +154,7 @@ class ChatStream:
             id=self.id, created=self.created, model=self.run.request.model, choices=choices,
             **extra,  # type: ignore[arg-type]
         )
-        return _data(chunk.model_dump_json(exclude_none=True))
+        return _data(chunk.model_dump_json())
 
 
 def _data(payload: str) -> str:

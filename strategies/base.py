@@ -28,13 +28,16 @@ The generator is shaped for the strategies we run and the ones coming next:
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from ponder.strategies.reasoning import ReasoningSplitter
+
+if TYPE_CHECKING:
+    from ponder.prm.base import ProcessRewardModel
 
 FinishReason = Literal["stop", "length", "abort"]
 Message = dict[str, Any]
@@ -106,6 +109,8 @@ class SampleDelta:
     token_ids: Sequence[int]
     prompt_tokens: int
     finish_reason: FinishReason | None = None
+    cumulative_logprob: float | None = None
+    """Of the whole sample so far, when ``Sampling.logprobs`` asked for it."""
 
 
 class Generator(Protocol):
@@ -184,13 +189,41 @@ class StrategyResult:
 
 
 @dataclass(frozen=True)
+class Verifiers:
+    """The process reward models the server was started with, by name."""
+
+    models: Mapping[str, ProcessRewardModel] = field(default_factory=dict)
+    default: str | None = None
+
+    def get(self, name: str | None) -> tuple[str, ProcessRewardModel]:
+        chosen = name or self.default
+        if chosen is None or chosen not in self.models:
+            known = ", ".join(self.models) or "none configured"
+            raise RequestRejected(
+                f"Unknown process reward model {chosen!r}; this server has: {known}.",
+                param="strategy.prm",
+            )
+        return chosen, self.models[chosen]
+
+
+@dataclass(frozen=True)
 class Task:
-    """One run of a strategy: the request's prompt and sampling settings, and
-    how the served model marks its reasoning (``NoReasoning`` for most)."""
+    """One run of a strategy: the request's prompt and sampling settings, how
+    the served model marks its reasoning (``NoReasoning`` for most), and the
+    verifiers a strategy may score with."""
 
     prompt: Prompt
     sampling: Sampling
     splitter: ReasoningSplitter
+    verifiers: Verifiers = field(default_factory=Verifiers)
+
+    @property
+    def question(self) -> str:
+        """What a verifier is told the problem was: the last user message."""
+        if self.prompt.messages is None:
+            return self.prompt.text or ""
+        users = [m for m in self.prompt.messages if m.get("role") == "user"]
+        return message_text(users[-1].get("content")) if users else ""
 
 
 class StrategyConfig(BaseModel):
@@ -198,6 +231,15 @@ class StrategyConfig(BaseModel):
     typo in a request is a 400 that names it, not a silently ignored knob."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def message_text(content: object) -> str:
+    """Message content may be a string or OpenAI's list of typed parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
 
 
 class RequestRejected(ValueError):

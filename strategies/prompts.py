@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ponder.strategies.base import Prompt
+from ponder.strategies.base import Prompt, message_text
 from ponder.strategies.reasoning import MarkerSplitter, NoReasoning, ReasoningSplitter
 
 PromptStyle = Literal["cot", "direct"]
@@ -34,7 +34,7 @@ def apply_prompt(prompt: Prompt, style: PromptStyle) -> Prompt:
             messages.append({"role": "user", "content": COT_INSTRUCTION})
         else:
             message = dict(messages[last_user])
-            message["content"] = f"{_text_of(message.get('content'))}\n\n{COT_INSTRUCTION}"
+            message["content"] = f"{message_text(message.get('content'))}\n\n{COT_INSTRUCTION}"
             messages[last_user] = message
         return Prompt(
             messages=tuple(messages),
@@ -55,13 +55,3 @@ def splitter_for(style: PromptStyle, model_splitter: ReasoningSplitter) -> Reaso
         return MarkerSplitter(ANSWER_MARKER)
     return model_splitter
 
-
-def _text_of(content: object) -> str:
-    """Message content may be a string or OpenAI's list of typed parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part.get("text", "") for part in content if isinstance(part, dict)
-        )
-    return ""

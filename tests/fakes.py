@@ -30,6 +30,7 @@ class ScriptedGenerator:
     calls: list[tuple[Prompt, int, Sampling]] = field(default_factory=list)
     closed_streams: int = 0
     vocabulary: list[str] = field(default_factory=list)  # token id -> its text
+    logprobs: dict[str, float] = field(default_factory=dict)  # text -> cumulative logprob
 
     @classmethod
     def of(cls, *texts: str) -> ScriptedGenerator:
@@ -55,20 +56,24 @@ class ScriptedGenerator:
         samples = []
         for text in self._texts(prompt, n, sampling):
             pieces, ids, reason = self._cut(text, sampling)
-            samples.append(Sample("".join(pieces), ids, reason))  # type: ignore[arg-type]
+            logprob = self.logprobs.get(text) if sampling.logprobs else None
+            samples.append(Sample("".join(pieces), ids, reason, logprob))  # type: ignore[arg-type]
         return Generation(self.prompt_tokens, samples)
 
     async def stream(self, prompt: Prompt, n: int, sampling: Sampling) -> AsyncIterator[SampleDelta]:
-        cut = [self._cut(t, sampling) for t in self._texts(prompt, n, sampling)]
+        texts = self._texts(prompt, n, sampling)
+        cut = [self._cut(t, sampling) for t in texts]
         try:
             # Round-robin over the children, one token each, like an engine step.
             for step in range(max(len(p) for p, _, _ in cut)):
                 for index, (pieces, ids, reason) in enumerate(cut):
                     if step < len(pieces):
                         last = step == len(pieces) - 1
+                        logprob = self.logprobs.get(texts[index]) if sampling.logprobs else None
                         yield SampleDelta(
                             index, pieces[step], [ids[step]], self.prompt_tokens,
                             reason if last else None,  # type: ignore[arg-type]
+                            logprob if last else None,
                         )
         finally:
             self.closed_streams += 1

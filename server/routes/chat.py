@@ -22,7 +22,6 @@ ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 503)}
 @router.post(
     "/v1/chat/completions",
     response_model=ChatCompletionResponse,
-    response_model_exclude_none=True,
     responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
 )
 async def create_chat_completion(

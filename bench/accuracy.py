@@ -1,0 +1,196 @@
+"""What test-time compute buys: accuracy against generated tokens, per
+strategy, over the same problems, through a running ponder server.
+
+Every run sends each problem as a plain chat request with one strategy and
+compares the answer with the gold one by mathematical equivalence. pass@n
+(any sample right) is the ceiling that a perfect verifier could reach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from ponder.bench.problems import Problem
+from ponder.strategies.answers import answers_equivalent, extract_answer
+
+SAMPLE_TEMPERATURE = 0.7  # as in the model's measured table (shared/ENGINE-NOTES.md)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    strategy: dict[str, Any]
+    temperature: float
+
+    @property
+    def samples(self) -> int:
+        return int(self.strategy.get("n", 1))
+
+
+def default_runs(ns: Sequence[int] = (1, 2, 4, 8, 16)) -> list[RunSpec]:
+    runs = [
+        RunSpec("greedy", {"name": "none"}, 0.0),
+        RunSpec("cot-greedy", {"name": "cot"}, 0.0),
+    ]
+    for prompt in ("direct", "cot"):
+        runs += [
+            RunSpec(f"sc-{prompt}@{n}", {"name": "self_consistency", "n": n, "prompt": prompt},
+                    SAMPLE_TEMPERATURE)
+            for n in ns
+        ]
+    return runs
+
+
+@dataclass
+class RunResult:
+    name: str
+    strategy: dict[str, Any]
+    correct: list[bool] = field(default_factory=list)
+    any_correct: list[bool] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    scoring_tokens: list[int] = field(default_factory=list)
+    errors: int = 0
+    wall_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        count = len(self.correct)
+        accuracy = sum(self.correct) / count if count else 0.0
+        low, high = wilson_interval(sum(self.correct), count)
+        return {
+            "run": self.name,
+            "strategy": self.strategy,
+            "problems": count,
+            "accuracy": round(accuracy, 4),
+            "ci95": [round(low, 4), round(high, 4)],
+            "pass_at_n": round(sum(self.any_correct) / count, 4) if count else 0.0,
+            "mean_tokens": round(sum(self.tokens) / count, 1) if count else 0.0,
+            "mean_scoring_tokens": round(sum(self.scoring_tokens) / count, 1) if count else 0.0,
+            "errors": self.errors,
+            "wall_s": round(self.wall_s, 1),
+        }
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95% interval for a proportion that stays sensible near 0 and 1 (and
+    for the few hundred problems a CPU run affords)."""
+    if trials == 0:
+        return 0.0, 0.0
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    margin = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - margin), min(1.0, centre + margin)
+
+
+def _prediction(body: dict[str, Any]) -> tuple[str | None, list[str | None]]:
+    ponder = body.get("ponder", {})
+    content = body["choices"][0]["message"]["content"]
+    answer = ponder.get("answer") or extract_answer(content)
+    candidates = [c.get("answer") for c in ponder.get("candidates") or []]
+    return answer, candidates or [answer]
+
+
+async def _ask(client: httpx.AsyncClient, model: str, run: RunSpec, problem: Problem,
+               seed: int, max_tokens: int) -> dict[str, Any]:
+    response = await client.post("/v1/chat/completions", json={
+        "model": model,
+        "messages": [{"role": "user", "content": problem.question}],
+        "max_tokens": max_tokens,
+        "temperature": run.temperature,
+        "seed": seed,
+        "strategy": run.strategy,
+        "include_candidates": True,
+    })
+    response.raise_for_status()
+    return response.json()
+
+
+async def measure(base_url: str, model: str, runs: Sequence[RunSpec],
+                  problems: Sequence[Problem], concurrency: int, max_tokens: int,
+                  api_key: str | None = None) -> list[RunResult]:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    results = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(900),
+                                 headers=headers) as client:
+        for run in runs:
+            result = RunResult(run.name, run.strategy)
+            gate = asyncio.Semaphore(concurrency)
+            bar = tqdm(total=len(problems), desc=run.name, unit="problem", leave=False)
+
+            async def one(index: int, problem: Problem, run: RunSpec = run,
+                          result: RunResult = result, bar: tqdm = bar) -> None:
+                async with gate:
+                    try:
+                        body = await _ask(client, model, run, problem, seed=index,
+                                          max_tokens=max_tokens)
+                    except httpx.HTTPError:
+                        result.errors += 1
+                        bar.update()
+                        return
+                answer, candidates = _prediction(body)
+                result.correct.append(answer is not None and answers_equivalent(answer, problem.answer))
+                result.any_correct.append(
+                    any(c is not None and answers_equivalent(c, problem.answer) for c in candidates))
+                result.tokens.append(body["usage"]["completion_tokens"])
+                result.scoring_tokens.append(body["usage"].get("scoring_tokens", 0))
+                bar.update()
+
+            start = time.perf_counter()
+            await asyncio.gather(*(one(i, p) for i, p in enumerate(problems)))
+            result.wall_s = time.perf_counter() - start
+            bar.close()
+            tqdm.write(json.dumps(result.summary()))
+            results.append(result)
+    return results
+
+
+def print_table(summaries: Sequence[dict[str, Any]]) -> None:
+    print(f"{'run':24}{'accuracy':>10}{'95% CI':>16}{'pass@n':>9}{'tokens':>9}"
+          f"{'scoring':>9}{'wall s':>9}")
+    for s in summaries:
+        ci = f"{s['ci95'][0]:.2f}-{s['ci95'][1]:.2f}"
+        print(f"{s['run']:24}{s['accuracy']:>10.3f}{ci:>16}{s['pass_at_n']:>9.3f}"
+              f"{s['mean_tokens']:>9.0f}{s['mean_scoring_tokens']:>9.0f}{s['wall_s']:>9.0f}")
+
+
+def plot(summaries: Sequence[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    families: dict[str, list[dict[str, Any]]] = {}
+    for s in summaries:
+        families.setdefault(s["run"].split("@")[0], []).append(s)
+    for family, points in families.items():
+        points.sort(key=lambda s: s["mean_tokens"])
+        xs = [max(p["mean_tokens"], 1) for p in points]
+        ys = [100 * p["accuracy"] for p in points]
+        errors = [[100 * (p["accuracy"] - p["ci95"][0]) for p in points],
+                  [100 * (p["ci95"][1] - p["accuracy"]) for p in points]]
+        axes.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=family)
+        for p, x, y in zip(points, xs, ys):
+            if "@" in p["run"]:
+                axes.annotate(p["run"].split("@")[1], (x, y), textcoords="offset points",
+                              xytext=(4, 4), fontsize=7)
+    axes.set_xscale("log")
+    axes.set_xlabel("generated tokens per problem (log scale)")
+    axes.set_ylabel("accuracy (%), 95% CI")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,64 @@
+"""self_consistency@n through ponder vs the same n-sample requests sent to
+vLLM's own OpenAI server, side by side: the cost of voting, extraction and
+the strategy layer over raw fan-out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from ponder.bench.problems import Problem
+from ponder.bench.servers import free_port, launched, ponder_command, vllm_command
+
+SERVED_NAME = "smollm2"
+
+
+async def _throughput(base_url: str, bodies: Sequence[dict[str, Any]], concurrency: int) -> dict[str, float]:
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(900)) as client:
+        async def one(body: dict[str, Any]) -> int:
+            async with gate:
+                response = await client.post("/v1/chat/completions", json=body)
+                response.raise_for_status()
+                return int(response.json()["usage"]["completion_tokens"])
+
+        await one(bodies[0])  # warm-up
+        start = time.perf_counter()
+        tokens = sum(await asyncio.gather(*(one(b) for b in bodies)))
+        wall = time.perf_counter() - start
+    return {"output_tokens": tokens, "wall_s": round(wall, 2),
+            "throughput_tok_s": round(tokens / wall, 2)}
+
+
+def _bodies(problems: Sequence[Problem], n: int, max_tokens: int, temperature: float,
+            ponder: bool) -> list[dict[str, Any]]:
+    bodies = []
+    for seed, problem in enumerate(problems):
+        body: dict[str, Any] = {
+            "model": SERVED_NAME, "messages": [{"role": "user", "content": problem.question}],
+            "max_tokens": max_tokens, "temperature": temperature, "seed": seed,
+        }
+        if ponder:
+            body["strategy"] = {"name": "self_consistency", "n": n, "prompt": "direct"}
+        else:
+            body["n"] = n
+        bodies.append(body)
+    return bodies
+
+
+def compare_fanout(model_dir: str, problems: Sequence[Problem], n: int, max_tokens: int,
+                   temperature: float, concurrency: int, kv_cache_gb: float) -> dict[str, Any]:
+    report: dict[str, Any] = {"n": n, "problems": len(problems), "concurrency": concurrency}
+    for name in ("vllm", "ponder"):
+        port = free_port()
+        command = (vllm_command(port, model_dir, SERVED_NAME, kv_cache_gb) if name == "vllm"
+                   else ponder_command(port, model_dir, SERVED_NAME, kv_cache_gb))
+        bodies = _bodies(problems, n, max_tokens, temperature, ponder=name == "ponder")
+        with launched(name, command, port, SERVED_NAME) as server:
+            report[name] = asyncio.run(_throughput(server.base_url, bodies, concurrency))
+    report["ratio"] = round(report["ponder"]["throughput_tok_s"] / report["vllm"]["throughput_tok_s"], 3)
+    return report

@@ -1,0 +1,67 @@
+"""`ponder` command line and settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from ponder.server.cli import _settings, main
+from ponder.server.config import Settings
+
+
+def _serve_args(*argv: str) -> Settings:
+    import argparse
+
+    from ponder.server.cli import _add_settings_options
+
+    parser = argparse.ArgumentParser()
+    _add_settings_options(parser)
+    return _settings(parser.parse_args(list(argv)))
+
+
+def test_help_lists_every_option_with_its_environment_variable() -> None:
+    out = subprocess.run([sys.executable, "-m", "ponder.server.cli", "serve", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    for name in Settings.model_fields:
+        assert "--" + name.replace("_", "-") in out
+        assert f"PONDER_{name.upper()}" in out
+
+
+def test_options_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PONDER_PORT", "9100")
+    monkeypatch.setenv("PONDER_DEFAULT_STRATEGY", "cot")
+    assert _serve_args().port == 9100
+    settings = _serve_args("--port", "9200", "--enforce-eager")
+    assert settings.port == 9200 and settings.enforce_eager is True
+    assert settings.default_strategy == "cot"
+
+
+def test_prms_from_environment_and_repeated_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PONDER_PRM", "a=step-checker, b=self-judge")
+    assert _serve_args().prm == ["a=step-checker", "b=self-judge"]
+    assert _serve_args("--prm", "x=step-checker", "--prm", "y=self-judge").prm == [
+        "x=step-checker", "y=self-judge"]
+
+
+def test_bad_settings_exit_with_a_message() -> None:
+    with pytest.raises(SystemExit) as caught:
+        _serve_args("--port", "70000")
+    assert "--port" in str(caught.value)
+
+
+def test_served_name_defaults() -> None:
+    assert Settings().model_name == "smollm2"
+    assert Settings(model="/models/Qwen2.5-7B-Instruct/").model_name == "Qwen2.5-7B-Instruct"
+    assert Settings(model="x", served_model_name="y").model_name == "y"
+
+
+def test_empty_api_key_means_no_auth() -> None:
+    assert Settings(api_key="").api_key is None
+
+
+def test_top_level_help() -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--help"])
+    assert caught.value.code == 0
