@@ -4,12 +4,14 @@ owns the one engine that every request shares."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from ponder.prm.registry import open_prms
 from ponder.server.auth import require_api_key
 from ponder.server.config import Settings
 from ponder.server.embedded_model import embedded_model_dir
@@ -18,6 +20,7 @@ from ponder.server.errors import register_error_handlers
 from ponder.server.metrics import Metrics
 from ponder.server.routes import chat, health, models
 from ponder.server.serving import ChatService
+from ponder.strategies.base import Verifiers
 from ponder.strategies.reasoning import NoReasoning, ReasoningSplitter
 
 logger = logging.getLogger(__name__)
@@ -53,13 +56,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     model_path = settings.model
     if settings.is_embedded:
         model_path = str(await asyncio.to_thread(embedded_model_dir))
-    async with open_engine(engine_options(settings, model_path)) as engine:
+    async with contextlib.AsyncExitStack() as stack:
+        engine = await stack.enter_async_context(open_engine(engine_options(settings, model_path)))
         generator = VLLMGenerator(engine)
+        specs = settings.prm_specs
+        prms = await stack.enter_async_context(
+            open_prms(specs, generator, kv_cache_gb=settings.prm_kv_cache_gb)
+        )
         app.state.engine = engine
         app.state.service = ChatService(
             settings=settings,
             generator=generator,
             splitter=_splitter(settings, generator),
+            verifiers=Verifiers(prms, settings.default_prm or (specs[0].name if specs else None)),
             metrics=app.state.metrics,
             max_model_len=generator.max_model_len,
         )

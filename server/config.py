@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ponder.prm.registry import PRMSpec, parse_prm_spec
 from ponder.server.embedded_model import EMBEDDED_MODEL, EMBEDDED_SERVED_NAME
 
 
@@ -74,7 +75,27 @@ class Settings(BaseSettings):
     @field_validator("prm", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
-        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("prm")
+    @classmethod
+    def _parsable(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_prm_spec(text)  # a bad spec stops the server before the engine starts
+        return value
+
+    @model_validator(mode="after")
+    def _default_prm_is_configured(self) -> Settings:
+        names = [spec.name for spec in self.prm_specs]
+        if self.default_prm is not None and self.default_prm not in names:
+            raise ValueError(f"default_prm {self.default_prm!r} is not one of --prm: {names}")
+        return self
+
+    @property
+    def prm_specs(self) -> list[PRMSpec]:
+        return [parse_prm_spec(text) for text in self.prm]
 
     @field_validator("api_key")
     @classmethod

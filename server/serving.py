@@ -30,6 +30,7 @@ from ponder.strategies.base import (
     StrategyResult,
     Task,
     Usage,
+    Verifiers,
 )
 from ponder.strategies.budget import Budget, BudgetedGenerator
 from ponder.strategies.reasoning import ReasoningSplitter
@@ -57,6 +58,7 @@ class ChatService:
     settings: Settings
     generator: Generator
     splitter: ReasoningSplitter
+    verifiers: Verifiers
     metrics: Metrics
     max_model_len: int
 
@@ -140,6 +142,7 @@ class ChatService:
                 seed=seed,
             ),
             splitter=self.splitter,
+            verifiers=self.verifiers,
         )
 
 

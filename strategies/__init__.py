@@ -14,7 +14,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
-from ponder.strategies import cot, none, self_consistency
+from ponder.strategies import best_of_n, cot, none, self_consistency
 from ponder.strategies.base import Emitter, Generator, StrategyConfig, StrategyResult, Task
 
 RunFn = Callable[[Task, Generator, Any, Emitter | None], Awaitable[StrategyResult]]
@@ -34,9 +34,9 @@ def _strategy(module: Any) -> Strategy:
     return Strategy(name=name, config=module.Config, run=module.run, summary=summary)
 
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in map(_strategy, (none, cot, self_consistency))}
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in map(_strategy, (none, cot, self_consistency, best_of_n))}
 
 StrategyConfigUnion = Annotated[
-    Union[none.Config, cot.Config, self_consistency.Config],  # noqa: UP007 - a runtime union pydantic can tag
+    Union[none.Config, cot.Config, self_consistency.Config, best_of_n.Config],  # noqa: UP007 - a runtime union pydantic can tag
     Field(discriminator="name"),
 ]

@@ -1,0 +1,119 @@
+"""What the in-process PRM engines share: a second ``AsyncLLM`` with the
+pooling runner, and scoring by STEP pooling, where the engine returns the
+classifier's output at each step tag token of the input."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from vllm import AsyncEngineArgs, PoolingParams
+from vllm.exceptions import VLLMClientError
+from vllm.inputs import tokens_input
+from vllm.outputs import PoolingRequestOutput
+from vllm.v1.engine.async_llm import AsyncLLM
+
+from ponder.prm.base import StepScores
+from ponder.strategies.base import RequestRejected
+
+Render = Callable[[Any, str, Sequence[str], str], str]
+"""(tokenizer, question, steps, tag) -> the PRM's input text, each step
+followed by the tag (and the tag removed from inside the steps)."""
+
+_KV_CACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
+
+
+@asynccontextmanager
+async def open_scoring_engine(model: str, *, kv_cache_gb: float, **overrides: Any) -> AsyncIterator[AsyncLLM]:
+    """A pooling engine with its own KV cache size, shut down on exit."""
+    args = AsyncEngineArgs(
+        model=model,
+        runner="pooling",
+        kv_cache_memory_bytes=int(kv_cache_gb * 1024**3),
+        dtype="bfloat16",
+        enforce_eager=True,
+        **overrides,
+    )
+    with _without_env(_KV_CACHE_ENV):
+        engine = AsyncLLM.from_engine_args(args)
+    try:
+        yield engine
+    finally:
+        engine.shutdown()
+
+
+@contextlib.contextmanager
+def _without_env(name: str) -> Iterator[None]:
+    """vLLM's CPU platform lets this variable override every engine's
+    ``kv_cache_memory_bytes``; the policy engine may have set it for itself,
+    and the PRM engine must keep its own size. Engine creation is
+    synchronous, so nothing else reads the environment meanwhile."""
+    saved = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved
+
+
+def single_token_id(tokenizer: Any, text: str, what: str) -> int:
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(f"The {what} {text!r} must be one token of this model's tokenizer; it is {len(ids)}.")
+    return ids[0]
+
+
+class StepTagScorer:
+    """One pooling request per candidate; the probability of label ``column``
+    at each step tag is that step's score."""
+
+    def __init__(
+        self, engine: AsyncLLM, tag: str, render: Render, *, column: int, add_special_tokens: bool
+    ) -> None:
+        self.engine = engine
+        self.tokenizer = engine.get_tokenizer()
+        self.tag_id = single_token_id(self.tokenizer, tag, "step tag")
+        self.tag = tag
+        self.render = render
+        self.column = column
+        self.add_special_tokens = add_special_tokens
+
+    async def score(self, question: str, solutions: Sequence[Sequence[str]]) -> StepScores:
+        scored = await asyncio.gather(*(self._score(question, steps) for steps in solutions))
+        return StepScores([scores for scores, _ in scored], tokens=sum(n for _, n in scored))
+
+    async def _score(self, question: str, steps: Sequence[str]) -> tuple[list[float], int]:
+        if not steps:
+            return [], 0
+        ids = await asyncio.to_thread(self._tokenize, question, steps)
+        if ids.count(self.tag_id) != len(steps):
+            raise ValueError(
+                f"The step tag {self.tag!r} is not one token wherever it follows a step "
+                f"({ids.count(self.tag_id)} tags for {len(steps)} steps); choose another tag."
+            )
+        output = await self._pool(ids)
+        return output.outputs.data[:, self.column].tolist(), len(ids)
+
+    def _tokenize(self, question: str, steps: Sequence[str]) -> list[int]:
+        text = self.render(self.tokenizer, question, steps, self.tag)
+        return self.tokenizer.encode(text, add_special_tokens=self.add_special_tokens)
+
+    async def _pool(self, ids: list[int]) -> PoolingRequestOutput:
+        params = PoolingParams(task="token_classify", step_tag_id=self.tag_id)
+        final: PoolingRequestOutput | None = None
+        try:
+            async with contextlib.aclosing(
+                self.engine.encode(tokens_input(ids), params, f"prm-{uuid.uuid4().hex}")
+            ) as outputs:
+                async for output in outputs:
+                    final = output
+        except VLLMClientError as error:  # e.g. longer than the PRM's context
+            raise RequestRejected(f"The PRM cannot score this solution: {error}") from error
+        if final is None:
+            raise RuntimeError("the PRM engine returned no output")
+        return final

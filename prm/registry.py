@@ -1,0 +1,145 @@
+"""The PRMs a server starts with: ``--prm NAME=SPEC``, repeatable.
+
+SPEC is one of::
+
+    step-checker                 rule-based arithmetic checker (no model)
+    self-judge                   the served model judges each step
+    pooling:MODEL_DIR[?tag=T]    Qwen2.5-Math-PRM-style model, second engine
+    token-logit:MODEL_DIR[?good=G&bad=B&tag=T]
+                                 Math-Shepherd-style causal LM, second engine
+    remote:URL[?model=M&tag=T]   another vLLM server's /pooling endpoint
+
+Query values are percent-decoded but a ``+`` stays a plus sign (it is
+Math-Shepherd's "good" token), unlike in HTML forms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Literal, cast
+from urllib.parse import unquote, urlsplit
+
+from ponder.prm.base import ProcessRewardModel
+from ponder.prm.remote import open_remote_prm
+from ponder.prm.self_judge import SelfJudge
+from ponder.prm.step_checker import StepChecker
+from ponder.strategies.base import Generator
+
+Kind = Literal["step-checker", "self-judge", "pooling", "token-logit", "remote"]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    target: str | None
+    """What follows the colon (None: nothing)."""
+    options: frozenset[str] = frozenset()
+
+
+_SHAPES: dict[str, _Shape] = {
+    "step-checker": _Shape(None),
+    "self-judge": _Shape(None),
+    "pooling": _Shape("a model directory", frozenset({"tag"})),
+    "token-logit": _Shape("a model directory", frozenset({"good", "bad", "tag"})),
+    "remote": _Shape("a server URL", frozenset({"model", "tag"})),
+}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class PRMSpec:
+    name: str
+    kind: Kind
+    target: str | None = None
+    """The model directory, or the remote server's root URL."""
+    options: dict[str, str] = field(default_factory=dict)
+
+
+def parse_prm_spec(text: str) -> PRMSpec:
+    """``NAME=SPEC`` to a spec; a ValueError says what is wrong and how the
+    spec should look."""
+    name, equals, spec = (part.strip() for part in text.partition("="))
+    if not equals:
+        raise ValueError(f"PRM {text!r}: expected NAME=SPEC, e.g. checker=step-checker")
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"PRM {text!r}: the name {name!r} must be letters, digits, '.', '_' or '-'")
+    body, _, query = spec.partition("?")
+    kind, _, target = body.partition(":")
+    shape = _SHAPES.get(kind)
+    if shape is None:
+        raise ValueError(f"PRM {text!r}: unknown kind {kind!r}; use one of {', '.join(_SHAPES)}")
+    if shape.target is None and target:
+        raise ValueError(f"PRM {text!r}: {kind} takes no argument, but got {target!r}")
+    if shape.target is not None and not target:
+        raise ValueError(f"PRM {text!r}: {kind} needs {shape.target}, as in {name}={kind}:PATH_OR_URL")
+    if kind == "remote":
+        _check_url(text, target)
+    options = _options(text, query)
+    unknown = sorted(set(options) - shape.options)
+    if unknown:
+        allowed = ", ".join(sorted(shape.options)) or "none"
+        raise ValueError(f"PRM {text!r}: unknown option {unknown[0]!r} for {kind} (allowed: {allowed})")
+    return PRMSpec(name=name, kind=cast(Kind, kind), target=target or None, options=options)
+
+
+def _options(text: str, query: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in filter(None, query.split("&")):
+        key, equals, value = pair.partition("=")
+        if not equals or not value:
+            raise ValueError(f"PRM {text!r}: option {pair!r} needs a value, as in {key}=VALUE")
+        if key in options:
+            raise ValueError(f"PRM {text!r}: option {key!r} is given twice")
+        options[key] = unquote(value)
+    return options
+
+
+def _check_url(text: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"PRM {text!r}: {url!r} is not an http(s) URL, as in remote:http://host:8000")
+
+
+@asynccontextmanager
+async def open_prms(
+    specs: Sequence[PRMSpec], generator: Generator, *, kv_cache_gb: float = 1.0
+) -> AsyncIterator[dict[str, ProcessRewardModel]]:
+    """The models by name, with any engines and HTTP clients they need;
+    all of them are shut down on exit, also when a later one fails to start.
+    ``kv_cache_gb`` is the KV cache of each in-process PRM engine."""
+    repeated = [name for name, count in Counter(s.name for s in specs).items() if count > 1]
+    if repeated:
+        raise ValueError(f"PRM name {repeated[0]!r} is given more than once")
+    async with contextlib.AsyncExitStack() as stack:
+        models: dict[str, ProcessRewardModel] = {}
+        for spec in specs:
+            models[spec.name] = await _open(spec, generator, kv_cache_gb, stack)
+        yield models
+
+
+async def _open(
+    spec: PRMSpec, generator: Generator, kv_cache_gb: float, stack: contextlib.AsyncExitStack
+) -> ProcessRewardModel:
+    if spec.kind == "step-checker":
+        return StepChecker()
+    if spec.kind == "self-judge":
+        return SelfJudge(generator)
+    assert spec.target is not None  # parse_prm_spec demands one for the kinds below
+    # The engine-backed kinds import vLLM only when they are asked for.
+    if spec.kind == "pooling":
+        from ponder.prm.pooling import open_pooling_prm
+
+        return await stack.enter_async_context(
+            open_pooling_prm(spec.target, kv_cache_gb=kv_cache_gb, **spec.options)
+        )
+    if spec.kind == "token-logit":
+        from ponder.prm.token_logit import open_token_logit_prm
+
+        return await stack.enter_async_context(
+            open_token_logit_prm(spec.target, kv_cache_gb=kv_cache_gb, **spec.options)
+        )
+    return await stack.enter_async_context(open_remote_prm(spec.target, **spec.options))

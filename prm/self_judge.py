@@ -1,0 +1,76 @@
+"""``self-judge``: the served model judges each step itself.
+
+For every step it is asked whether that step is correct, and the score is
+P("Yes") / (P("Yes") + P("No")) read from the log-probabilities of its first
+answer token, so it works with any served model and needs no second engine.
+All steps of all candidates go to the generator at once; the prompts of one
+candidate's steps share everything up to the step being judged (and all
+candidates share the instructions and the question), so the engine's prefix
+cache computes each part once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+
+from ponder.prm.base import StepScores
+from ponder.strategies.base import Generator, Prompt, Sample, Sampling
+
+NEUTRAL = 0.5
+TOP_LOGPROBS = 20
+INSTRUCTIONS = (
+    "You check solutions to math problems one step at a time. Read the problem "
+    "and the steps so far, then say whether the last step is correct: its "
+    "reasoning and its arithmetic. Answer with one word, Yes or No."
+)
+_JUDGE = Sampling(max_tokens=1, temperature=0.0, top_logprobs=TOP_LOGPROBS)
+
+
+class SelfJudge:
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+
+    async def score(self, question: str, solutions: Sequence[Sequence[str]]) -> StepScores:
+        """``tokens`` counts every prompt token the judge read and the one
+        token it answered with, per step."""
+        judged = await asyncio.gather(
+            *(self._judge(question, steps[: k + 1]) for steps in solutions for k in range(len(steps)))
+        )
+        scores: list[list[float]] = []
+        start = 0
+        for steps in solutions:
+            scores.append([score for score, _ in judged[start : start + len(steps)]])
+            start += len(steps)
+        return StepScores(scores, tokens=sum(tokens for _, tokens in judged))
+
+    async def _judge(self, question: str, steps: Sequence[str]) -> tuple[float, int]:
+        generation = await self.generator.generate(judge_prompt(question, steps), 1, _JUDGE)
+        sample = generation.samples[0]
+        return yes_probability(sample), generation.prompt_tokens + sample.num_tokens
+
+
+def judge_prompt(question: str, steps: Sequence[str]) -> Prompt:
+    """The question about the last of ``steps``. Everything before the final
+    line is the same for the next step's prompt, so it is a cache hit."""
+    shown = "".join(f"Step {k}: {step}\n\n" for k, step in enumerate(steps, start=1))
+    content = (
+        f"{INSTRUCTIONS}\n\nProblem: {question}\n\nSolution steps:\n\n{shown}"
+        f"Is step {len(steps)} correct? Answer Yes or No."
+    )
+    return Prompt(messages=({"role": "user", "content": content},))
+
+
+def yes_probability(sample: Sample) -> float:
+    """P(Yes) normalised against P(No) over the first token's alternatives,
+    counting every spelling of each (" Yes", "yes", "YES"); NEUTRAL when the
+    judge put neither among its top choices."""
+    first = sample.top_logprobs[0] if sample.top_logprobs else {}
+    yes = _probability(first, "yes")
+    no = _probability(first, "no")
+    return yes / (yes + no) if yes + no > 0 else NEUTRAL
+
+
+def _probability(logprobs: dict[str, float], word: str) -> float:
+    return sum(math.exp(lp) for token, lp in logprobs.items() if token.strip().lower() == word)
