@@ -37,7 +37,8 @@ class RunSpec:
         return int(self.strategy.get("n", 1))
 
 
-def default_runs(ns: Sequence[int] = (1, 2, 4, 8, 16)) -> list[RunSpec]:
+def default_runs(ns: Sequence[int] = (1, 2, 4, 8, 16),
+                 bon_ns: Sequence[int] = (4, 8, 16)) -> list[RunSpec]:
     runs = [
         RunSpec("greedy", {"name": "none"}, 0.0),
         RunSpec("cot-greedy", {"name": "cot"}, 0.0),
@@ -48,6 +49,14 @@ def default_runs(ns: Sequence[int] = (1, 2, 4, 8, 16)) -> list[RunSpec]:
                     SAMPLE_TEMPERATURE)
             for n in ns
         ]
+    for prm in ("step-checker", "self-judge"):
+        for vote, suffix in ((False, ""), (True, "-vote")):
+            runs += [
+                RunSpec(f"bon-{prm}{suffix}@{n}",
+                        {"name": "best_of_n", "n": n, "prm": prm, "weighted_vote": vote,
+                         "prompt": "direct"}, SAMPLE_TEMPERATURE)
+                for n in bon_ns
+            ]
     return runs
 
 
@@ -96,8 +105,9 @@ def _prediction(body: dict[str, Any]) -> tuple[str | None, list[str | None]]:
     ponder = body.get("ponder", {})
     content = body["choices"][0]["message"]["content"]
     answer = ponder.get("answer") or extract_answer(content)
-    candidates = [c.get("answer") for c in ponder.get("candidates") or []]
-    return answer, candidates or [answer]
+    if ponder.get("votes") is None:  # a single-sample strategy: nothing was extracted per sample
+        return answer, [answer]
+    return answer, [c.get("answer") for c in ponder["candidates"]]
 
 
 async def _ask(client: httpx.AsyncClient, model: str, run: RunSpec, problem: Problem,
