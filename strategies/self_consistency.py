@@ -19,7 +19,6 @@ from ponder.strategies.answers import AnswerFormat
 from ponder.strategies.base import (
     Emitter,
     Generator,
-    RequestRejected,
     Sample,
     StrategyConfig,
     StrategyResult,
@@ -50,11 +49,6 @@ class Config(StrategyConfig):
 async def run(
     task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
 ) -> StrategyResult:
-    if cfg.n > 1 and task.sampling.temperature == 0:
-        raise RequestRejected(
-            "self_consistency draws several samples; temperature 0 would make them identical.",
-            param="temperature",
-        )
     prompt = apply_prompt(task.prompt, cfg.prompt)
     answers = SampledAnswers(splitter_for(cfg.prompt, task.splitter), cfg.answer, gen)
     book = VoteBook(cfg.answer)
