@@ -18,7 +18,7 @@ from vllm.inputs import tokens_input
 from vllm.outputs import PoolingRequestOutput
 from vllm.v1.engine.async_llm import AsyncLLM
 
-from ponder.prm.base import StepScores
+from ponder.prm.base import WholeSolutionPRM
 from ponder.strategies.base import RequestRejected
 
 Render = Callable[[Any, str, Sequence[str], str], str]
@@ -29,7 +29,9 @@ _KV_CACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
 
 
 @asynccontextmanager
-async def open_scoring_engine(model: str, *, kv_cache_gb: float, **overrides: Any) -> AsyncIterator[AsyncLLM]:
+async def open_scoring_engine(
+    model: str, *, kv_cache_gb: float, **overrides: Any
+) -> AsyncIterator[AsyncLLM]:
     """A pooling engine with its own KV cache size, shut down on exit."""
     args = AsyncEngineArgs(
         model=model,
@@ -64,11 +66,13 @@ def _without_env(name: str) -> Iterator[None]:
 def single_token_id(tokenizer: Any, text: str, what: str) -> int:
     ids = tokenizer.encode(text, add_special_tokens=False)
     if len(ids) != 1:
-        raise ValueError(f"The {what} {text!r} must be one token of this model's tokenizer; it is {len(ids)}.")
+        raise ValueError(
+            f"The {what} {text!r} must be one token of this model's tokenizer; it is {len(ids)}."
+        )
     return ids[0]
 
 
-class StepTagScorer:
+class StepTagScorer(WholeSolutionPRM):
     """One pooling request per candidate; the probability of label ``column``
     at each step tag is that step's score."""
 
@@ -83,13 +87,8 @@ class StepTagScorer:
         self.column = column
         self.add_special_tokens = add_special_tokens
 
-    async def score(self, question: str, solutions: Sequence[Sequence[str]]) -> StepScores:
-        scored = await asyncio.gather(*(self._score(question, steps) for steps in solutions))
-        return StepScores([scores for scores, _ in scored], tokens=sum(n for _, n in scored))
-
-    async def _score(self, question: str, steps: Sequence[str]) -> tuple[list[float], int]:
-        if not steps:
-            return [], 0
+    async def score_solution(self, question: str, steps: Sequence[str]) -> tuple[list[float], int]:
+        """The tokens read are the whole input's."""
         ids = await asyncio.to_thread(self._tokenize, question, steps)
         if ids.count(self.tag_id) != len(steps):
             raise ValueError(

@@ -64,26 +64,30 @@ def parse_prm_spec(text: str) -> PRMSpec:
     spec should look."""
     name, equals, spec = (part.strip() for part in text.partition("="))
     if not equals:
-        raise ValueError(f"PRM {text!r}: expected NAME=SPEC, e.g. checker=step-checker")
+        raise _invalid(text, "expected NAME=SPEC, e.g. checker=step-checker")
     if not _NAME.fullmatch(name):
-        raise ValueError(f"PRM {text!r}: the name {name!r} must be letters, digits, '.', '_' or '-'")
+        raise _invalid(text, f"the name {name!r} must be letters, digits, '.', '_' or '-'")
     body, _, query = spec.partition("?")
     kind, _, target = body.partition(":")
     shape = _SHAPES.get(kind)
     if shape is None:
-        raise ValueError(f"PRM {text!r}: unknown kind {kind!r}; use one of {', '.join(_SHAPES)}")
+        raise _invalid(text, f"unknown kind {kind!r}; use one of {', '.join(_SHAPES)}")
     if shape.target is None and target:
-        raise ValueError(f"PRM {text!r}: {kind} takes no argument, but got {target!r}")
+        raise _invalid(text, f"{kind} takes no argument, but got {target!r}")
     if shape.target is not None and not target:
-        raise ValueError(f"PRM {text!r}: {kind} needs {shape.target}, as in {name}={kind}:PATH_OR_URL")
+        raise _invalid(text, f"{kind} needs {shape.target}, as in {name}={kind}:PATH_OR_URL")
     if kind == "remote":
         _check_url(text, target)
     options = _options(text, query)
     unknown = sorted(set(options) - shape.options)
     if unknown:
         allowed = ", ".join(sorted(shape.options)) or "none"
-        raise ValueError(f"PRM {text!r}: unknown option {unknown[0]!r} for {kind} (allowed: {allowed})")
+        raise _invalid(text, f"unknown option {unknown[0]!r} for {kind} (allowed: {allowed})")
     return PRMSpec(name=name, kind=cast(Kind, kind), target=target or None, options=options)
+
+
+def _invalid(text: str, problem: str) -> ValueError:
+    return ValueError(f"PRM {text!r}: {problem}")
 
 
 def _options(text: str, query: str) -> dict[str, str]:
@@ -91,9 +95,9 @@ def _options(text: str, query: str) -> dict[str, str]:
     for pair in filter(None, query.split("&")):
         key, equals, value = pair.partition("=")
         if not equals or not value:
-            raise ValueError(f"PRM {text!r}: option {pair!r} needs a value, as in {key}=VALUE")
+            raise _invalid(text, f"option {pair!r} needs a value, as in {key}=VALUE")
         if key in options:
-            raise ValueError(f"PRM {text!r}: option {key!r} is given twice")
+            raise _invalid(text, f"option {key!r} is given twice")
         options[key] = unquote(value)
     return options
 
@@ -101,7 +105,7 @@ def _options(text: str, query: str) -> dict[str, str]:
 def _check_url(text: str, url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"PRM {text!r}: {url!r} is not an http(s) URL, as in remote:http://host:8000")
+        raise _invalid(text, f"{url!r} is not an http(s) URL, as in remote:http://host:8000")
 
 
 @asynccontextmanager

@@ -9,14 +9,13 @@ candidates' requests run concurrently, so the remote engine batches them.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 
-from ponder.prm.base import StepScores
+from ponder.prm.base import WholeSolutionPRM
 from ponder.prm.prompts import QWEN_STEP_TAG, qwen_prm_messages
 
 GOOD_LABEL = 1
@@ -27,20 +26,16 @@ class RemotePRMError(RuntimeError):
     """The remote server failed, or answered in a shape we cannot score from."""
 
 
-class RemotePRM:
-    def __init__(self, client: httpx.AsyncClient, *, model: str | None = None, tag: str = QWEN_STEP_TAG) -> None:
+class RemotePRM(WholeSolutionPRM):
+    def __init__(
+        self, client: httpx.AsyncClient, *, model: str | None = None, tag: str = QWEN_STEP_TAG
+    ) -> None:
         self.client = client
         self.model = model
         self.tag = tag
 
-    async def score(self, question: str, solutions: Sequence[Sequence[str]]) -> StepScores:
-        """``tokens`` is the prompt tokens the remote server reports."""
-        scored = await asyncio.gather(*(self._score(question, steps) for steps in solutions))
-        return StepScores([scores for scores, _ in scored], tokens=sum(n for _, n in scored))
-
-    async def _score(self, question: str, steps: Sequence[str]) -> tuple[list[float], int]:
-        if not steps:
-            return [], 0
+    async def score_solution(self, question: str, steps: Sequence[str]) -> tuple[list[float], int]:
+        """The tokens read are the prompt tokens the remote server reports."""
         body: dict[str, Any] = {"messages": qwen_prm_messages(question, steps, self.tag)}
         if self.model is not None:
             body["model"] = self.model
@@ -49,19 +44,22 @@ class RemotePRM:
             response.raise_for_status()
         except httpx.HTTPError as error:
             raise RemotePRMError(f"The remote PRM failed: {error}") from error
-        return _step_scores(response.json(), len(steps))
+        return _step_scores(response, len(steps))
 
 
-def _step_scores(payload: Any, steps: int) -> tuple[list[float], int]:
+def _step_scores(response: httpx.Response, steps: int) -> tuple[list[float], int]:
     try:
+        payload = response.json()
         rows = payload["data"][0]["data"]
         scores = [float(row[GOOD_LABEL]) for row in rows]
         tokens = int(payload["usage"]["prompt_tokens"])
     except (KeyError, IndexError, TypeError, ValueError) as error:
-        raise RemotePRMError(f"The remote PRM's answer is not a pooling response: {error!r}") from error
+        message = f"The remote PRM's answer is not a pooling response: {error!r}"
+        raise RemotePRMError(message) from error
     if len(scores) != steps:
         raise RemotePRMError(
-            f"The remote PRM scored {len(scores)} steps of {steps}: its step tag is not the one sent."
+            f"The remote PRM scored {len(scores)} steps of {steps}: "
+            "its step tag is not the one sent."
         )
     return scores, tokens
 

@@ -35,9 +35,8 @@ class SelfJudge:
     async def score(self, question: str, solutions: Sequence[Sequence[str]]) -> StepScores:
         """``tokens`` counts every prompt token the judge read and the one
         token it answered with, per step."""
-        judged = await asyncio.gather(
-            *(self._judge(question, steps[: k + 1]) for steps in solutions for k in range(len(steps)))
-        )
+        prefixes = [steps[:k] for steps in solutions for k in range(1, len(steps) + 1)]
+        judged = await asyncio.gather(*(self._judge(question, prefix) for prefix in prefixes))
         scores: list[list[float]] = []
         start = 0
         for steps in solutions:

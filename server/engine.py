@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -71,9 +70,6 @@ def _engine_args(options: EngineOptions) -> AsyncEngineArgs:
 
 @asynccontextmanager
 async def open_engine(options: EngineOptions) -> AsyncIterator[AsyncLLM]:
-    # vLLM on CPU sizes its KV cache from this variable before it looks at
-    # kv_cache_memory_bytes; without it the default tries to take most of RAM.
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(options.kv_cache_gb))))
     engine = AsyncLLM.from_engine_args(_engine_args(options))
     try:
         yield engine

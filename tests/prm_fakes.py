@@ -37,6 +37,10 @@ def build_tiny_qwen2(target: Path, architecture: str, tokenizer_dir: Path) -> Pa
         num_attention_heads=2,
         num_key_value_heads=1,
         max_position_embeddings=2048,
+        # Far above the usual 0.02, so the scores spread over (0, 1) and
+        # differ between steps: a test can then tell a right reading of
+        # the outputs from a wrong one.
+        initializer_range=0.2,
         tie_word_embeddings=architecture == "Qwen2ForCausalLM",
         architectures=[architecture],
         bos_token_id=tokenizer.bos_token_id,
