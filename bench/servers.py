@@ -71,9 +71,11 @@ def ponder_command(port: int, model_dir: str, served_name: str, kv_cache_gb: flo
 
 
 def vllm_command(port: int, model_dir: str, served_name: str, kv_cache_gb: float) -> list[str]:
-    """vLLM's own OpenAI server with the engine settings ponder uses on CPU."""
+    """vLLM's own OpenAI server with the engine settings ponder uses on CPU
+    (whole-prompt prefill included: see ``server/app.py``)."""
     return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
             "--served-model-name", served_name, "--port", str(port), "--host", "127.0.0.1",
             "--enforce-eager", "--seed", "0", "--no-enable-log-requests",
+            "--no-enable-chunked-prefill",
             "--disable-uvicorn-access-log",
             "--kv-cache-memory-bytes", str(int(kv_cache_gb * 1024**3))]

@@ -95,7 +95,7 @@ class ChatService:
             generator = BudgetedGenerator(generator, Budget(limits.max_tokens, limits.seconds))
         result = await run.strategy.run(task, generator, run.config, emit)
         if isinstance(generator, BudgetedGenerator) and generator.exhausted:
-            result.extra["budget_exhausted"] = True
+            result.budget_exhausted = True
             if result.answer is None:
                 result.finish_reason = "length"
         self.metrics.record_result(run.strategy.name, result)
@@ -166,8 +166,8 @@ def ponder_run(result: StrategyResult, include_candidates: bool) -> PonderRun:
         votes=result.votes,
         scores=result.scores,
         stopped_early=result.stopped_early,
-        budget_exhausted=bool(result.extra.get("budget_exhausted")),
-        details={k: v for k, v in result.extra.items() if k != "budget_exhausted"} or None,
+        budget_exhausted=result.budget_exhausted,
+        details=result.extra or None,
         candidates=[CandidateInfo(**vars(c)) for c in result.candidates]
         if include_candidates
         else None,

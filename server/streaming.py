@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from ponder.server.errors import as_ponder_error, error_body
 from ponder.server.protocol import ChatCompletionChunk, ChunkChoice, Delta, completion_id
 from ponder.server.serving import ChatRun, ChatService, ponder_info, total_usage
 from ponder.strategies.base import StrategyResult, Task
+
+logger = logging.getLogger(__name__)
 
 # How long to wait for a run's first event before committing to a 200: a
 # request the engine refuses (prompt too long, say) fails within this time and
@@ -105,6 +108,8 @@ class ChatStream:
         except Exception as exc:  # noqa: BLE001 - after the 200, errors travel in-band
             error = as_ponder_error(exc)
             status = error.status
+            if status >= 500:
+                logger.error("stream failed", exc_info=exc)
             yield _data(error_body(error).model_dump_json())
         finally:
             await self.close()

@@ -184,6 +184,7 @@ class StrategyResult:
     votes: dict[str, int] | None = None
     scores: list[float] | None = None
     stopped_early: bool = False
+    budget_exhausted: bool = False
     candidates: list[Candidate] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
