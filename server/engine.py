@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -68,8 +70,29 @@ def _engine_args(options: EngineOptions) -> AsyncEngineArgs:
     )
 
 
+# What vLLM's engine and worker processes allocate in /dev/shm for their
+# message queues; containers get 64 MiB unless started with --shm-size.
+SHARED_MEMORY_NEEDED = 512 * 1024**2
+
+
+def _shared_memory_is_short(path: str = "/dev/shm") -> bool:
+    try:
+        return shutil.disk_usage(path).free < SHARED_MEMORY_NEEDED
+    except OSError:
+        return False  # no such mount: nothing to be short of
+
+
 @asynccontextmanager
 async def open_engine(options: EngineOptions) -> AsyncIterator[AsyncLLM]:
+    if _shared_memory_is_short():
+        # Rather than refuse to start (a plain `docker run` gives 64 MiB), run
+        # the engine core in this process: slower, but it serves.
+        logger.warning(
+            "/dev/shm has less than %d MiB free: running the engine in-process, which is "
+            "slower; give the container --shm-size=1g (or --ipc=host) for full speed.",
+            SHARED_MEMORY_NEEDED // 1024**2,
+        )
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     engine = AsyncLLM.from_engine_args(_engine_args(options))
     try:
         yield engine
