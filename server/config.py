@@ -36,7 +36,11 @@ class Settings(BaseSettings):
         None, ge=16, description="Context length (default: the model's own)."
     )
     kv_cache_gb: float = Field(2.0, gt=0, description="KV cache size in GiB.")
-    dtype: str = Field("auto", description="Weights and activations dtype (auto, bfloat16, ...).")
+    dtype: str = Field(
+        "auto",
+        description="Weights and activations dtype (auto, bfloat16, float32, ...); auto on a CPU "
+        "is bfloat16 where the CPU has native bfloat16, else float32.",
+    )
     block_size: int | None = Field(
         None, ge=1, description="KV cache block size in tokens (default: the platform's)."
     )

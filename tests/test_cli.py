@@ -65,3 +65,17 @@ def test_top_level_help() -> None:
     with pytest.raises(SystemExit) as caught:
         main(["--help"])
     assert caught.value.code == 0
+
+
+@pytest.mark.parametrize(("flags", "dtype"), [
+    ("fpu sse avx2 fma", "float32"),
+    ("fpu avx2 avx512f avx512_bf16", "bfloat16"),
+    ("fpu avx2 amx_bf16 amx_tile", "bfloat16"),
+])
+def test_cpu_dtype_follows_native_bfloat16(tmp_path, flags: str, dtype: str) -> None:  # type: ignore[no-untyped-def]
+    from ponder.server.hardware import fastest_cpu_dtype
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert fastest_cpu_dtype(str(cpuinfo)) == dtype
+    assert fastest_cpu_dtype(str(tmp_path / "missing")) == "float32"
