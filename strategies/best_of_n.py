@@ -10,6 +10,7 @@ verifier can pick it out.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Literal
 
@@ -65,8 +66,12 @@ async def run(
     scores = [aggregate(steps, cfg.aggregate) for steps in scored.scores]
 
     book = VoteBook(cfg.answer)
-    for index, sample in enumerate(samples):
-        book.add(index, answers.answer_of(index, sample), weight=scores[index])
+
+    def tally() -> None:
+        for index, sample in enumerate(samples):
+            book.add(index, answers.answer_of(index, sample), weight=scores[index])
+
+    await asyncio.to_thread(tally)  # math-verify may take milliseconds per answer
     def best(indices: list[int]) -> int:
         return max(indices, key=lambda m: (scores[m], samples[m].mean_logprob, -m))
 

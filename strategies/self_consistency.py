@@ -10,6 +10,7 @@ is that likely to stay ahead), and the samples still running are aborted.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Literal
 
@@ -57,7 +58,8 @@ async def run(
         await emit.progress(f"Sampling {cfg.n} answers to vote on.\n")
 
     async def on_finished(index: int, sample: Sample) -> bool:
-        book.add(index, answers.answer_of(index, sample))
+        # math-verify may take milliseconds per answer: off the event loop.
+        await asyncio.to_thread(book.add, index, answers.answer_of(index, sample))
         done = sum(c.count for c in book.classes) + answers.unanswered
         leader, runner_up = book.top_two()
         if emit is not None:
@@ -78,8 +80,12 @@ async def run(
     watching = emit is not None or cfg.early_stop
     fanned = await fan_out(gen, prompt, cfg.n, sampling, on_finished if watching else None)
     if not watching:
-        for index, sample in enumerate(fanned.samples):
-            book.add(index, answers.answer_of(index, sample))
+
+        def tally() -> None:
+            for index, sample in enumerate(fanned.samples):
+                book.add(index, answers.answer_of(index, sample))
+
+        await asyncio.to_thread(tally)
     winner = book.winner(fanned.samples)
     chosen = book.best_member(winner, fanned.samples) if winner else 0
     result = answers.result(fanned, chosen, winner.answer if winner else None)
