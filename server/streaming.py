@@ -92,8 +92,6 @@ class ChatStream:
         emitter = QueueEmitter(self.queue, choice, self.run.visible)
         try:
             result = await self.service.run_strategy(self.run, task, emitter)
-        except asyncio.CancelledError:
-            raise
         except Exception as error:  # noqa: BLE001 - forwarded to the client as an error chunk
             self.queue.put_nowait(Event("error", choice, error=error))
         else:
