@@ -16,8 +16,9 @@ from ponder.server.auth import require_api_key
 from ponder.server.config import Settings
 from ponder.server.embedded_model import embedded_model_dir
 from ponder.server.engine import EngineOptions, VLLMGenerator, open_engine
-from ponder.server.hardware import fastest_cpu_dtype
 from ponder.server.errors import register_error_handlers
+from ponder.server.hardware import fastest_cpu_dtype
+from ponder.server.limits import BodySizeLimit
 from ponder.server.metrics import Metrics
 from ponder.server.routes import chat, health, models
 from ponder.server.serving import ChatService
@@ -95,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.service = None
     app.state.engine = None
     register_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     secured = [Depends(require_api_key)]
     app.include_router(chat.router, dependencies=secured)

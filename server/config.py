@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     max_samples: int = Field(
         64, ge=1, description="Cap on the samples one strategy run may draw (its own `n`)."
     )
+    max_concurrent_requests: int = Field(
+        64, ge=1,
+        description="Chat requests served at once; more get 429 with Retry-After (each one "
+        "may fan out to many samples, so this bounds the engine's queue, not its batch).",
+    )
+    max_request_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024,
+        description="Largest request body; bigger ones get 413 before they are parsed.",
+    )
     seed: int = Field(0, description="Engine seed.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."

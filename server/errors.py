@@ -50,6 +50,21 @@ class NotFound(PonderError):
     code = "model_not_found"
 
 
+class PayloadTooLarge(PonderError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class Overloaded(PonderError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    type = "rate_limit_error"
+    code = "server_overloaded"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 class EngineUnavailable(PonderError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
     type = "service_unavailable_error"
@@ -110,6 +125,8 @@ def register_error_handlers(app: FastAPI) -> None:
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == PayloadTooLarge.status:
+            return create_error_response(PayloadTooLarge(str(exc.detail)))
         error_class = NotFound if exc.status_code == 404 else InvalidRequest
         error = error_class(str(exc.detail), code="not_found" if exc.status_code == 404 else None)
         error.status = HTTPStatus(exc.status_code)

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from ponder.server.config import Settings
-from ponder.server.errors import InvalidRequest, NotFound
+from ponder.server.errors import InvalidRequest, NotFound, Overloaded
 from ponder.server.metrics import Metrics
 from ponder.server.protocol import (
     CandidateInfo,
@@ -61,6 +61,7 @@ class ChatService:
     verifiers: Verifiers
     metrics: Metrics
     max_model_len: int
+    in_flight: int = 0
 
     def resolve(self, request: ChatCompletionRequest) -> ChatRun:
         strategy, config = self._strategy(request)
@@ -101,7 +102,22 @@ class ChatService:
         self.metrics.record_result(run.strategy.name, result)
         return result
 
+    def admit(self, run: ChatRun) -> None:
+        """Take a slot for ``run`` until :meth:`finished`, or refuse it with a
+        429: past the limit, new work would only queue in the engine and slow
+        every request already running."""
+        if self.in_flight >= self.settings.max_concurrent_requests:
+            self.metrics.record_request(run.strategy.name, run.request.stream, 429, 0.0)
+            raise Overloaded(
+                f"The server is serving its limit of {self.settings.max_concurrent_requests} "
+                "requests; retry shortly."
+            )
+        self.in_flight += 1
+        self.metrics.in_flight.set(self.in_flight)
+
     def finished(self, run: ChatRun, status: int) -> None:
+        self.in_flight -= 1
+        self.metrics.in_flight.set(self.in_flight)
         seconds = time.monotonic() - run.started
         self.metrics.record_request(run.strategy.name, run.request.stream, status, seconds)
 

@@ -67,6 +67,13 @@ def test_malformed_json(http: httpx.Client) -> None:
     _assert_openai_error(response, 400, None)
 
 
+def test_a_body_over_the_limit_is_refused_unread(http: httpx.Client) -> None:
+    padding = "x" * (5 * 1024 * 1024)  # the default limit is 4 MiB
+    response = http.post("/v1/chat/completions", json={**VALID, "user": padding})
+    _assert_openai_error(response, 413, None)
+    assert http.post("/v1/chat/completions", json=VALID).status_code == 200
+
+
 def test_openai_client_raises_typed_errors(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="nope", messages=QUESTION)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from ponder.strategies.base import StrategyResult
 
 router = APIRouter(tags=["chat"])
 
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 503)}
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 503)}
 
 
 @router.post(
@@ -28,6 +28,7 @@ async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, service: ServiceDep
 ) -> ChatCompletionResponse | StreamingResponse:
     run = service.resolve(body)
+    service.admit(run)
     try:
         if body.stream:
             stream = ChatStream(service, run)
