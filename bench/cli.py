@@ -19,6 +19,11 @@ def _overhead(args: argparse.Namespace) -> None:
     print_report(report)
 
 
+def _selects(selector: str, run_name: str) -> bool:
+    """`sc-direct@1` must not also pick `sc-direct@16`, so a selector naming an n is exact."""
+    return run_name == selector if "@" in selector else run_name.startswith(selector)
+
+
 def _accuracy(args: argparse.Namespace) -> None:
     import asyncio
     import contextlib
@@ -33,7 +38,7 @@ def _accuracy(args: argparse.Namespace) -> None:
     problems = (from_jsonl(args.data, args.count) if args.data
                 else generated(args.level, args.count, seed=args.seed))
     runs = [r for r in default_runs() if not args.runs or any(
-        r.name.startswith(prefix) for prefix in args.runs.split(","))]
+        _selects(selector, r.name) for selector in args.runs.split(","))]
     model_dir = args.model or str(embedded_model_dir())
     with contextlib.ExitStack() as stack:
         if args.url:
@@ -91,7 +96,7 @@ def add_bench_commands(commands: Any) -> None:
     accuracy.add_argument("--data", type=Path, help="JSONL of {question, answer} (GSM8K too)")
     accuracy.add_argument("--count", type=int, default=300)
     accuracy.add_argument("--seed", type=int, default=0)
-    accuracy.add_argument("--runs", help="comma-separated run-name prefixes, e.g. greedy,sc-direct")
+    accuracy.add_argument("--runs", help="comma-separated run names (sc-direct@4) or prefixes (sc-cot, bon-)")
     accuracy.add_argument("--concurrency", type=int, default=4)
     accuracy.add_argument("--max-tokens", type=int, default=256)
     accuracy.add_argument("--kv-cache-gb", type=float, default=4.0)
