@@ -20,8 +20,8 @@ from ponder.server.errors import register_error_handlers
 from ponder.server.hardware import fastest_cpu_dtype
 from ponder.server.limits import BodySizeLimit
 from ponder.server.metrics import Metrics
-from ponder.server.routes import chat, health, models
-from ponder.server.serving import ChatService
+from ponder.server.routes import chat, completions, health, models
+from ponder.server.serving import StrategyService
 from ponder.strategies.base import Verifiers
 from ponder.strategies.reasoning import NoReasoning, ReasoningSplitter
 
@@ -70,7 +70,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             open_prms(specs, generator, kv_cache_gb=settings.prm_kv_cache_gb)
         )
         app.state.engine = engine
-        app.state.service = ChatService(
+        app.state.service = StrategyService(
             settings=settings,
             generator=generator,
             splitter=_splitter(settings, generator),
@@ -100,5 +100,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     secured = [Depends(require_api_key)]
     app.include_router(chat.router, dependencies=secured)
+    app.include_router(completions.router, dependencies=secured)
     app.include_router(models.router, dependencies=secured)
     return app

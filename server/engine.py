@@ -161,7 +161,7 @@ class VLLMGenerator:
             raise RequestRejected(
                 f"The prompt is {len(ids)} tokens long; this model's context is "
                 f"{self.max_model_len} tokens, and at least one must be left to generate.",
-                param="messages",
+                param="messages" if prompt.messages is not None else "prompt",
             )
         return ids
 

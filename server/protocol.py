@@ -74,19 +74,19 @@ class BudgetLimits(OpenAIModel):
     seconds: float | None = Field(None, gt=0, description="Wall time the request may take.")
 
 
-class ChatCompletionRequest(OpenAIModel):
+class SamplingRequest(OpenAIModel):
+    """What chat and plain completions share: sampling, `n`, streaming, and
+    ponder's strategy, reasoning, candidates and budget fields."""
+
     model: str
-    messages: list[ChatMessage] = Field(min_length=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = None
     n: int = Field(1, ge=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     user: str | None = None
 
     strategy: StrategyConfigUnion | None = Field(
@@ -125,15 +125,59 @@ class ChatCompletionRequest(OpenAIModel):
         return stops
 
     @model_validator(mode="after")
-    def _stream_options_need_stream(self) -> ChatCompletionRequest:
+    def _stream_options_need_stream(self) -> SamplingRequest:
         if self.stream_options is not None and not self.stream:
             raise ValueError("stream_options is only allowed when stream is true")
         return self
 
     @property
     def token_cap(self) -> int | None:
+        return self.max_tokens
+
+    @property
+    def token_cap_param(self) -> str:
+        return "max_tokens"
+
+
+class ChatCompletionRequest(SamplingRequest):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+
+    @property
+    def token_cap(self) -> int | None:
         """`max_completion_tokens` supersedes the deprecated `max_tokens`."""
         return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def token_cap_param(self) -> str:
+        return "max_completion_tokens" if self.max_completion_tokens else "max_tokens"
+
+
+class CompletionRequest(SamplingRequest):
+    """OpenAI's legacy completions: raw text in, text out, no chat template."""
+
+    prompt: str | list[str] = Field(
+        description="A prompt, or a list of prompts (each gets `n` choices, in order)."
+    )
+    # OpenAI's (and vLLM's) default for this endpoint.
+    max_tokens: int | None = Field(16, ge=1)
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _text_prompts(cls, value: Any) -> list[str]:
+        """One check before the union, so every bad shape is one error on
+        `prompt` rather than one per union member."""
+        prompts = [value] if isinstance(value, str) else value
+        if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+            raise ValueError("a string or a list of strings (token ids are not supported)")
+        if not prompts:
+            raise ValueError("at least one prompt")
+        return prompts
+
+    @property
+    def prompts(self) -> list[str]:
+        return self.prompt if isinstance(self.prompt, list) else [self.prompt]
 
 
 # ---------------------------------------------------------------- response
@@ -230,6 +274,46 @@ class ChatCompletionChunk(OmitNone):
     created: int
     model: str
     choices: list[ChunkChoice]
+    usage: UsageInfo | None = None
+    ponder: PonderInfo | None = None
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    finish_reason: str | None
+    logprobs: None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _keep_openai_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """OpenAI sends `finish_reason` and `logprobs` even when null; only
+        ponder's reasoning fields are left out when there are none."""
+        data = handler(self)
+        return {k: v for k, v in data.items() if v is not None or k in ("finish_reason", "logprobs")}
+
+
+def text_completion_id() -> str:
+    return f"cmpl-{uuid.uuid4().hex}"
+
+
+class CompletionResponse(BaseModel):
+    id: str = Field(default_factory=text_completion_id)
+    object: Literal["text_completion"] = "text_completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[CompletionChoice]
+    usage: UsageInfo
+    ponder: PonderInfo
+
+
+class CompletionChunk(OmitNone):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
     usage: UsageInfo | None = None
     ponder: PonderInfo | None = None
 

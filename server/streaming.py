@@ -1,4 +1,4 @@
-"""Server-Sent Events for chat, in two layers as vLLM does it: strategy runs
+"""Server-Sent Events for chat and completions, in two layers as vLLM does it: strategy runs
 push typed events into a queue; one generator turns them into OpenAI chunks,
 turns a late failure into an error chunk, and always ends with ``[DONE]``.
 
@@ -15,11 +15,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ponder.server.errors import as_ponder_error, error_body
-from ponder.server.protocol import ChatCompletionChunk, ChunkChoice, Delta, completion_id
-from ponder.server.serving import ChatRun, ChatService, ponder_info, total_usage
+from ponder.server.formats import PieceKind, ResponseFormat, ponder_info, total_usage
+from ponder.server.serving import RequestRun, StrategyService
 from ponder.strategies.base import StrategyResult, Task
 
 logger = logging.getLogger(__name__)
@@ -59,18 +59,19 @@ class QueueEmitter:
         self._queue.put_nowait(Event(kind, self._choice, text))
 
 
-class ChatStream:
+class ResponseStream:
     """A started streaming request: its strategy tasks and their events."""
 
-    def __init__(self, service: ChatService, run: ChatRun) -> None:
+    def __init__(self, service: StrategyService, run: RequestRun, shape: ResponseFormat) -> None:
         self.service = service
         self.run = run
+        self.shape = shape
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.tasks = [
             asyncio.create_task(self._run_choice(i, task)) for i, task in enumerate(run.tasks)
         ]
         self._first: Event | None = None
-        self.id = completion_id()
+        self.id = shape.new_id()
         self.created = int(time.time())
 
     async def first_event(self) -> None:
@@ -116,18 +117,16 @@ class ChatStream:
 
     async def _chunks(self) -> AsyncIterator[str]:
         results: dict[int, StrategyResult] = {}
-        yield self._chunk(
-            [ChunkChoice(index=i, delta=Delta(role="assistant", content="")) for i in range(len(self.tasks))]
-        )
+        openings = [self.shape.opening(i) for i in range(len(self.tasks))]
+        if any(openings):
+            yield self._chunk(openings)
         while len(results) < len(self.tasks):
             event = self._first or await self.queue.get()
             self._first = None
             if event.kind == "error":
                 assert event.error is not None
                 raise event.error
-            frame = self._frame(event, results)
-            if frame:
-                yield frame
+            yield self._frame(event, results)
         if self._include_usage:
             yield self._chunk([], usage=total_usage([results[i] for i in sorted(results)]))
 
@@ -136,28 +135,22 @@ class ChatStream:
         options = self.run.request.stream_options
         return bool(options and options.include_usage)
 
-    def _frame(self, event: Event, results: dict[int, StrategyResult]) -> str | None:
+    def _frame(self, event: Event, results: dict[int, StrategyResult]) -> str:
         if event.kind == "comment":
             return "".join(f": {line}\n" for line in event.text.splitlines() or [""]) + "\n"
-        if event.kind == "reasoning":
-            delta = Delta(reasoning_content=event.text, reasoning=event.text)
-        elif event.kind == "content":
-            delta = Delta(content=event.text)
-        else:
+        if event.kind == "done":
             assert event.result is not None
             results[event.choice] = event.result
-            finish = ChunkChoice(
-                index=event.choice, delta=Delta(), finish_reason=event.result.finish_reason
-            )
+            finish = self.shape.finish(event.choice, event.result.finish_reason)
             return self._chunk([finish], ponder=ponder_info(self.run, [event.result]))
-        return self._chunk([ChunkChoice(index=event.choice, delta=delta)])
+        kind: PieceKind = "reasoning" if event.kind == "reasoning" else "content"
+        return self._chunk([self.shape.piece(event.choice, kind, event.text)])
 
-    def _chunk(self, choices: list[ChunkChoice], **extra: object) -> str:
-        chunk = ChatCompletionChunk(
+    def _chunk(self, choices: list[Any], **extra: object) -> str:
+        return _data(self.shape.chunk(
             id=self.id, created=self.created, model=self.run.request.model, choices=choices,
-            **extra,  # type: ignore[arg-type]
-        )
-        return _data(chunk.model_dump_json())
+            **extra,
+        ))
 
 
 def _data(payload: str) -> str:

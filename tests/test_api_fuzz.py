@@ -5,6 +5,7 @@ the engine keeps serving."""
 from __future__ import annotations
 
 import httpx
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
@@ -12,11 +13,12 @@ from schemathesis import GenerationMode
 from .conftest import Server
 
 
-def test_invalid_chat_requests_are_openai_shaped_client_errors(
-    server: Server, http: httpx.Client
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def test_invalid_requests_are_openai_shaped_client_errors(
+    server: Server, http: httpx.Client, path: str
 ) -> None:
     schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json")
-    operation = schema["/v1/chat/completions"]["POST"]
+    operation = schema[path]["POST"]
     statuses: list[int] = []
 
     @settings(max_examples=80, deadline=None, database=None,

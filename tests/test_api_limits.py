@@ -13,7 +13,7 @@ import pytest
 
 from ponder.server.app import create_app
 from ponder.server.config import Settings
-from ponder.server.serving import ChatService
+from ponder.server.serving import StrategyService
 from ponder.strategies.base import Generation, Prompt, SampleDelta, Sampling, Verifiers
 from ponder.strategies.reasoning import NoReasoning
 
@@ -44,7 +44,7 @@ class HeldGenerator(ScriptedGenerator):
 
 def _client(generator: HeldGenerator, **limits: int) -> httpx.AsyncClient:
     app = create_app(Settings(served_model_name="smollm2", **limits))  # type: ignore[arg-type]
-    app.state.service = ChatService(
+    app.state.service = StrategyService(
         settings=app.state.settings, generator=generator, splitter=NoReasoning(),
         verifiers=Verifiers(), metrics=app.state.metrics, max_model_len=2048,
     )
@@ -52,8 +52,9 @@ def _client(generator: HeldGenerator, **limits: int) -> httpx.AsyncClient:
 
 
 def _in_flight(metrics_text: str) -> float:
-    line = next(l for l in metrics_text.splitlines() if l.startswith("ponder_requests_in_flight "))
-    return float(line.split()[1])
+    gauge = next(line for line in metrics_text.splitlines()
+                 if line.startswith("ponder_requests_in_flight "))
+    return float(gauge.split()[1])
 
 
 async def test_past_the_concurrency_limit_a_request_gets_429_then_is_served_later() -> None:
