@@ -111,8 +111,11 @@ class ResponseStream:
                 logger.error("stream failed", exc_info=exc)
             yield _data(error_body(error).model_dump_json())
         finally:
-            await self.close()
-            self.service.finished(self.run, status)
+            try:
+                await self.close()
+            finally:
+                # A client that left cancels us mid-close: still give the slot back.
+                self.service.finished(self.run, status)
         yield "data: [DONE]\n\n"
 
     async def _chunks(self) -> AsyncIterator[str]:

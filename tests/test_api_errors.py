@@ -96,17 +96,30 @@ def test_api_key_is_required_on_v1_but_not_on_health(server: Server) -> None:
         unauthorised.models.list()
 
 
-def _running_requests(http: httpx.Client) -> float:
+def _gauge(http: httpx.Client, name: str) -> float:
     for line in http.get("/metrics").text.splitlines():
-        if line.startswith("ponder_engine_unfinished_requests "):
+        if line.startswith(f"{name} "):
             return float(line.split()[1])
-    raise AssertionError("no engine gauge in /metrics")
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def _running_requests(http: httpx.Client) -> float:
+    return _gauge(http, "ponder_engine_unfinished_requests")
+
+
+def _requests_in_flight(http: httpx.Client) -> float:
+    return _gauge(http, "ponder_requests_in_flight")
 
 
 def _wait_idle(http: httpx.Client, timeout: float = 10) -> float:
+    """Engine requests still running once the server has let go of every
+    request (its admission slot included), or after ``timeout``."""
     deadline = time.monotonic() + timeout
-    while (running := _running_requests(http)) and time.monotonic() < deadline:
+    while (
+        (running := _running_requests(http)) or _requests_in_flight(http)
+    ) and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert _requests_in_flight(http) == 0
     return running
 
 

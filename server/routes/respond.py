@@ -25,19 +25,27 @@ async def respond(
 ) -> BaseModel | StreamingResponse:
     run = service.resolve(body)
     service.admit(run)
+    status = 499  # the client left before the end (nginx's convention)
+    handed_to_stream = False
     try:
         if body.stream:
             stream = ResponseStream(service, run, shape)
             await stream.first_event()
+            handed_to_stream = True  # from here the stream reports its own end
             return StreamingResponse(stream.frames(), media_type="text/event-stream")
         results = await _until_disconnect(
             request, asyncio.gather(*(service.run_strategy(run, task) for task in run.tasks))
         )
+        status = 200
+        return shape.response(run, results)
     except Exception as error:
-        service.finished(run, as_ponder_error(error).status)
+        status = as_ponder_error(error).status
         raise
-    service.finished(run, 200)
-    return shape.response(run, results)
+    finally:
+        # Also on cancellation (a client that left), which `except` does not
+        # see: a request that ends uncounted would hold its slot for good.
+        if not handed_to_stream:
+            service.finished(run, status)
 
 
 async def _until_disconnect(
