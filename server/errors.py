@@ -17,6 +17,10 @@ from ponder.strategies.base import RequestRejected
 
 logger = logging.getLogger(__name__)
 
+# The status a request ends with, in metrics, when its client left before the
+# end (nginx's convention; it never reaches the client).
+CLIENT_CLOSED_REQUEST = 499
+
 
 class PonderError(Exception):
     status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ponder.server.errors import as_ponder_error, error_body
+from ponder.server.errors import CLIENT_CLOSED_REQUEST, as_ponder_error, error_body
 from ponder.server.formats import PieceKind, ResponseFormat, ponder_info, total_usage
 from ponder.server.serving import RequestRun, StrategyService
 from ponder.strategies.base import StrategyResult, Task
@@ -99,7 +99,7 @@ class ResponseStream:
             self.queue.put_nowait(Event("done", choice, result=result))
 
     async def frames(self) -> AsyncIterator[str]:
-        status = 499  # the client left before the end (nginx's convention)
+        status = CLIENT_CLOSED_REQUEST
         try:
             async for frame in self._chunks():
                 yield frame
@@ -120,8 +120,10 @@ class ResponseStream:
 
     async def _chunks(self) -> AsyncIterator[str]:
         results: dict[int, StrategyResult] = {}
-        openings = [self.shape.opening(i) for i in range(len(self.tasks))]
-        if any(openings):
+        openings = [
+            opening for i in range(len(self.tasks)) if (opening := self.shape.opening(i)) is not None
+        ]
+        if openings:
             yield self._chunk(openings)
         while len(results) < len(self.tasks):
             event = self._first or await self.queue.get()

@@ -10,7 +10,7 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from ponder.server.errors import as_ponder_error
+from ponder.server.errors import CLIENT_CLOSED_REQUEST, as_ponder_error
 from ponder.server.formats import ResponseFormat
 from ponder.server.protocol import ErrorResponse, SamplingRequest
 from ponder.server.serving import StrategyService
@@ -25,7 +25,7 @@ async def respond(
 ) -> BaseModel | StreamingResponse:
     run = service.resolve(body)
     service.admit(run)
-    status = 499  # the client left before the end (nginx's convention)
+    status = CLIENT_CLOSED_REQUEST
     handed_to_stream = False
     try:
         if body.stream:
