@@ -18,8 +18,8 @@ from vllm.inputs import tokens_input
 from vllm.outputs import PoolingRequestOutput
 from vllm.v1.engine.async_llm import AsyncLLM
 
+from ponder.core.generation import RequestRejected
 from ponder.prm.base import WholeSolutionPRM
-from ponder.strategies.base import RequestRejected
 
 Render = Callable[[Any, str, Sequence[str], str], str]
 """(tokenizer, question, steps, tag) -> the PRM's input text, each step

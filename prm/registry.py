@@ -9,6 +9,9 @@ SPEC is one of::
                                  Math-Shepherd-style causal LM, second engine
     remote:URL[?model=M&tag=T]   another vLLM server's /pooling endpoint
 
+Beside them every server offers the reward-free scorers of
+:mod:`ponder.prm.confidence` by their own names.
+
 Query values are percent-decoded but a ``+`` stays a plus sign (it is
 Math-Shepherd's "good" token), unlike in HTML forms.
 """
@@ -24,11 +27,11 @@ from dataclasses import dataclass, field
 from typing import Literal, cast
 from urllib.parse import unquote, urlsplit
 
-from ponder.prm.base import ProcessRewardModel
+from ponder.core.scoring import ScorerFactory, shared
+from ponder.prm.confidence import REWARD_FREE
 from ponder.prm.remote import open_remote_prm
 from ponder.prm.self_judge import SelfJudge
 from ponder.prm.step_checker import StepChecker
-from ponder.strategies.base import Generator
 
 Kind = Literal["step-checker", "self-judge", "pooling", "token-logit", "remote"]
 
@@ -110,40 +113,49 @@ def _check_url(text: str, url: str) -> None:
 
 @asynccontextmanager
 async def open_prms(
-    specs: Sequence[PRMSpec], generator: Generator, *, kv_cache_gb: float = 1.0
-) -> AsyncIterator[dict[str, ProcessRewardModel]]:
-    """The models by name, with any engines and HTTP clients they need;
-    all of them are shut down on exit, also when a later one fails to start.
-    ``kv_cache_gb`` is the KV cache of each in-process PRM engine."""
-    repeated = [name for name, count in Counter(s.name for s in specs).items() if count > 1]
+    specs: Sequence[PRMSpec], *, kv_cache_gb: float = 1.0
+) -> AsyncIterator[dict[str, ScorerFactory]]:
+    """The scorers by name, configured ones first, with any engines and HTTP
+    clients they need; all of them are shut down on exit, also when a later
+    one fails to start. ``kv_cache_gb`` is the KV cache of each in-process
+    PRM engine."""
+    names = [s.name for s in specs]
+    repeated = [name for name, count in Counter(names).items() if count > 1]
     if repeated:
         raise ValueError(f"PRM name {repeated[0]!r} is given more than once")
+    taken = sorted(set(names) & set(REWARD_FREE))
+    if taken:
+        raise ValueError(
+            f"PRM name {taken[0]!r} is a built-in reward-free scorer's; choose another"
+        )
     async with contextlib.AsyncExitStack() as stack:
-        models: dict[str, ProcessRewardModel] = {}
+        factories: dict[str, ScorerFactory] = {}
         for spec in specs:
-            models[spec.name] = await _open(spec, generator, kv_cache_gb, stack)
-        yield models
+            factories[spec.name] = await _open(spec, kv_cache_gb, stack)
+        for name, scorer in REWARD_FREE.items():
+            factories[name] = shared(scorer)
+        yield factories
 
 
 async def _open(
-    spec: PRMSpec, generator: Generator, kv_cache_gb: float, stack: contextlib.AsyncExitStack
-) -> ProcessRewardModel:
+    spec: PRMSpec, kv_cache_gb: float, stack: contextlib.AsyncExitStack
+) -> ScorerFactory:
     if spec.kind == "step-checker":
-        return StepChecker()
+        return shared(StepChecker())
     if spec.kind == "self-judge":
-        return SelfJudge(generator)
+        return SelfJudge  # judges on each run's own generator
     assert spec.target is not None  # parse_prm_spec demands one for the kinds below
     # The engine-backed kinds import vLLM only when they are asked for.
     if spec.kind == "pooling":
         from ponder.prm.pooling import open_pooling_prm
 
-        return await stack.enter_async_context(
+        return shared(await stack.enter_async_context(
             open_pooling_prm(spec.target, kv_cache_gb=kv_cache_gb, **spec.options)
-        )
+        ))
     if spec.kind == "token-logit":
         from ponder.prm.token_logit import open_token_logit_prm
 
-        return await stack.enter_async_context(
+        return shared(await stack.enter_async_context(
             open_token_logit_prm(spec.target, kv_cache_gb=kv_cache_gb, **spec.options)
-        )
-    return await stack.enter_async_context(open_remote_prm(spec.target, **spec.options))
+        ))
+    return shared(await stack.enter_async_context(open_remote_prm(spec.target, **spec.options)))

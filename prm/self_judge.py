@@ -6,7 +6,12 @@ answer token, so it works with any served model and needs no second engine.
 All steps of all candidates go to the generator at once; the prompts of one
 candidate's steps share everything up to the step being judged (and all
 candidates share the instructions and the question), so the engine's prefix
-cache computes each part once.
+cache computes each part once. Only steps a search has not scored yet
+(``Solution.known``) are judged.
+
+It judges on the generator it is built with, which the server makes the
+request's metered generator: what it reads and answers is charged to the
+request, as ``usage.scoring_tokens`` and against its budget.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ import asyncio
 import math
 from collections.abc import Sequence
 
-from ponder.prm.base import StepScores
-from ponder.strategies.base import Generator, Prompt, Sample, Sampling
+from ponder.core.generation import Generator, Prompt, Sample, Sampling
+from ponder.core.scoring import Solution, StepScores
 
 NEUTRAL = 0.5
 TOP_LOGPROBS = 20
@@ -29,25 +34,24 @@ _JUDGE = Sampling(max_tokens=1, temperature=0.0, top_logprobs=TOP_LOGPROBS)
 
 
 class SelfJudge:
+    reads_logprobs: int | None = None
+
     def __init__(self, generator: Generator) -> None:
         self.generator = generator
 
-    async def score(self, question: str, solutions: Sequence[Sequence[str]]) -> StepScores:
-        """``tokens`` counts every prompt token the judge read and the one
-        token it answered with, per step."""
-        prefixes = [steps[:k] for steps in solutions for k in range(1, len(steps) + 1)]
-        judged = await asyncio.gather(*(self._judge(question, prefix) for prefix in prefixes))
-        scores: list[list[float]] = []
-        start = 0
-        for steps in solutions:
-            scores.append([score for score, _ in judged[start : start + len(steps)]])
-            start += len(steps)
-        return StepScores(scores, tokens=sum(tokens for _, tokens in judged))
+    async def score(self, question: str, solutions: Sequence[Solution]) -> StepScores:
+        """``tokens`` is 0: the metered generator it judges on counts them."""
+        prefixes = [
+            s.steps[:k] for s in solutions for k in range(len(s.known) + 1, len(s.steps) + 1)
+        ]
+        judged = iter(await asyncio.gather(*(self._judge(question, p) for p in prefixes)))
+        return StepScores(
+            [[*s.known, *(next(judged) for _ in s.new_steps)] for s in solutions], tokens=0
+        )
 
-    async def _judge(self, question: str, steps: Sequence[str]) -> tuple[float, int]:
+    async def _judge(self, question: str, steps: Sequence[str]) -> float:
         generation = await self.generator.generate(judge_prompt(question, steps), 1, _JUDGE)
-        sample = generation.samples[0]
-        return yes_probability(sample), generation.prompt_tokens + sample.num_tokens
+        return yes_probability(generation.samples[0])
 
 
 def judge_prompt(question: str, steps: Sequence[str]) -> Prompt:
@@ -65,11 +69,11 @@ def yes_probability(sample: Sample) -> float:
     """P(Yes) normalised against P(No) over the first token's alternatives,
     counting every spelling of each (" Yes", "yes", "YES"); NEUTRAL when the
     judge put neither among its top choices."""
-    first = sample.top_logprobs[0] if sample.top_logprobs else {}
+    first = sample.logprobs[0].top if sample.logprobs else ()
     yes = _probability(first, "yes")
     no = _probability(first, "no")
     return yes / (yes + no) if yes + no > 0 else NEUTRAL
 
 
-def _probability(logprobs: dict[str, float], word: str) -> float:
-    return sum(math.exp(lp) for token, lp in logprobs.items() if token.strip().lower() == word)
+def _probability(alternatives: Sequence[tuple[str, float]], word: str) -> float:
+    return sum(math.exp(lp) for token, lp in alternatives if token.strip().lower() == word)

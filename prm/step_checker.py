@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from ponder.core.scoring import Solution, StepScores
 from ponder.prm.arithmetic import Rejected, evaluate, normalise
-from ponder.prm.base import StepScores
 
 NEUTRAL = 0.5
 RELATIVE_TOLERANCE = Fraction(1, 10**6)
@@ -63,9 +63,13 @@ class Claim:
 
 
 class StepChecker:
-    async def score(self, question: str, solutions: Sequence[Sequence[str]]) -> StepScores:
+    reads_logprobs: int | None = None
+
+    async def score(self, question: str, solutions: Sequence[Solution]) -> StepScores:
         """Reads no tokens: ``tokens`` is 0."""
-        return StepScores([[check_step(step) for step in steps] for steps in solutions], tokens=0)
+        return StepScores(
+            [[*s.known, *map(check_step, s.new_steps)] for s in solutions], tokens=0
+        )
 
 
 def check_step(step: str) -> float:

@@ -67,7 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         generator = VLLMGenerator(engine)
         specs = settings.prm_specs
         prms = await stack.enter_async_context(
-            open_prms(specs, generator, kv_cache_gb=settings.prm_kv_cache_gb)
+            open_prms(specs, kv_cache_gb=settings.prm_kv_cache_gb)
         )
         app.state.engine = engine
         app.state.service = StrategyService(

@@ -2,9 +2,10 @@
 
 One engine per process, shared by every request, so all strategies of all
 requests batch together in the engine's scheduler. We apply the chat
-template ourselves and pass token ids, which lets a strategy continue a
-partial assistant message (step-level search) and keeps prompt accounting
-exact.
+template ourselves and pass token ids: a prompt is rendered once, and a
+strategy continues a partial assistant message (step-level search) by
+sending the prompt's ids followed by exactly the ids the engine generated,
+which its prefix cache already holds. Prompt accounting is exact too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from vllm import AsyncEngineArgs, SamplingParams
@@ -28,16 +29,17 @@ from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
-from ponder.server.errors import EngineUnavailable
-from ponder.strategies.base import (
-    FinishReason,
+from ponder.core.generation import (
     Generation,
     Prompt,
     RequestRejected,
     Sample,
     SampleDelta,
     Sampling,
+    StopReason,
+    TokenLogprob,
 )
+from ponder.server.errors import EngineUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +109,7 @@ class VLLMGenerator:
         self.max_model_len: int = engine.model_config.max_model_len
 
     async def generate(self, prompt: Prompt, n: int, sampling: Sampling) -> Generation:
-        ids = await self.render(prompt)
+        ids = await self._ids(prompt)
         params = self._params(ids, n, sampling, RequestOutputKind.FINAL_ONLY)
         final: RequestOutput | None = None
         async for output in self._run(ids, params):
@@ -118,18 +120,19 @@ class VLLMGenerator:
             Sample(
                 text=c.text,
                 token_ids=c.token_ids,
-                finish_reason=_finish_reason(c.finish_reason),
+                stop_reason=_stop_reason(c.finish_reason, c.stop_reason),
+                stop_string=c.stop_reason if isinstance(c.stop_reason, str) else None,
                 cumulative_logprob=c.cumulative_logprob,
-                top_logprobs=self._top_logprobs(c.logprobs, sampling),
+                logprobs=_token_logprobs(c.token_ids, c.logprobs, sampling),
             )
             for c in sorted(final.outputs, key=lambda c: c.index)
         ]
-        return Generation(prompt_tokens=len(ids), samples=samples)
+        return Generation(len(ids), samples, final.num_cached_tokens or 0)
 
     async def stream(
         self, prompt: Prompt, n: int, sampling: Sampling
     ) -> AsyncIterator[SampleDelta]:
-        ids = await self.render(prompt)
+        ids = await self._ids(prompt)
         params = self._params(ids, n, sampling, RequestOutputKind.DELTA)
         async for output in self._run(ids, params):
             for c in output.outputs:
@@ -138,8 +141,13 @@ class VLLMGenerator:
                     text=c.text,
                     token_ids=c.token_ids,
                     prompt_tokens=len(ids),
-                    finish_reason=_finish_reason(c.finish_reason) if c.finish_reason else None,
+                    stop_reason=(
+                        _stop_reason(c.finish_reason, c.stop_reason) if c.finish_reason else None
+                    ),
+                    stop_string=c.stop_reason if isinstance(c.stop_reason, str) else None,
                     cumulative_logprob=c.cumulative_logprob,
+                    logprobs=_token_logprobs(c.token_ids, c.logprobs, sampling),
+                    cached_tokens=output.num_cached_tokens or 0,
                 )
 
     def count_tokens(self, token_ids: Sequence[int], chars: int) -> int:
@@ -154,7 +162,9 @@ class VLLMGenerator:
                 low = mid + 1
         return low
 
-    async def render(self, prompt: Prompt) -> list[int]:
+    async def render(self, prompt: Prompt) -> Prompt:
+        if prompt.token_ids is not None:
+            return prompt
         # Templating and tokenising a long prompt is CPU work: off the loop.
         ids = await asyncio.to_thread(self._render, prompt)
         if len(ids) >= self.max_model_len:
@@ -163,7 +173,12 @@ class VLLMGenerator:
                 f"{self.max_model_len} tokens, and at least one must be left to generate.",
                 param="messages" if prompt.messages is not None else "prompt",
             )
-        return ids
+        return replace(prompt, token_ids=tuple(ids))
+
+    async def _ids(self, prompt: Prompt) -> list[int]:
+        rendered = await self.render(prompt)
+        assert rendered.token_ids is not None
+        return [*rendered.token_ids, *rendered.continuation]
 
     def _render(self, prompt: Prompt) -> list[int]:
         if prompt.messages is not None:
@@ -176,7 +191,7 @@ class VLLMGenerator:
             add_special = False  # the template already has BOS and friends
         else:
             text, add_special = prompt.text or "", True
-        return self.tokenizer.encode(text + prompt.continuation, add_special_tokens=add_special)
+        return self.tokenizer.encode(text, add_special_tokens=add_special)
 
     def _params(
         self, ids: list[int], n: int, sampling: Sampling, kind: RequestOutputKind
@@ -221,14 +236,29 @@ class VLLMGenerator:
         except VLLMClientError as error:
             raise RequestRejected(str(error), getattr(error, "parameter", None)) from error
 
-    def _top_logprobs(self, logprobs: Any, sampling: Sampling) -> list[dict[str, float]] | None:
-        if not sampling.top_logprobs or not logprobs:
-            return None
-        return [
-            {entry.decoded_token or "": entry.logprob for entry in position.values()}
-            for position in logprobs
-        ]
 
 
-def _finish_reason(reason: str | None) -> FinishReason:
-    return "length" if reason == "length" else "abort" if reason == "abort" else "stop"
+def _stop_reason(finish_reason: str | None, stop_reason: int | str | None) -> StopReason:
+    if finish_reason in ("length", "abort"):
+        return finish_reason  # type: ignore[return-value]
+    return "eos" if stop_reason is None else "stop"
+
+
+def _token_logprobs(
+    token_ids: Sequence[int], logprobs: Any, sampling: Sampling
+) -> list[TokenLogprob] | None:
+    """vLLM's per-position dicts (the sampled token plus the top-k) as one
+    entry per generated token."""
+    if not (sampling.logprobs or sampling.top_logprobs) or logprobs is None:
+        return None
+    entries = []
+    for token_id, position in zip(token_ids, logprobs):
+        chosen = position[token_id]
+        ranked = sorted(
+            (entry for entry in position.values()
+             if entry.rank is not None and entry.rank <= sampling.top_logprobs),
+            key=lambda entry: entry.rank,
+        )
+        top = tuple((entry.decoded_token or "", entry.logprob) for entry in ranked)
+        entries.append(TokenLogprob(chosen.decoded_token or "", chosen.logprob, top))
+    return entries

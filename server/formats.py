@@ -10,8 +10,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from ponder.core.metering import Usage
 from ponder.server.protocol import (
-    CandidateInfo,
     ChatCompletionChunk,
     ChatCompletionResponse,
     Choice,
@@ -23,13 +23,14 @@ from ponder.server.protocol import (
     Delta,
     PonderInfo,
     PonderRun,
+    PromptTokensDetails,
     ResponseMessage,
     UsageInfo,
     completion_id,
     text_completion_id,
 )
 from ponder.server.serving import RequestRun
-from ponder.strategies.base import StrategyResult, Usage
+from ponder.strategies.base import StrategyResult
 
 PieceKind = Literal["reasoning", "content"]
 
@@ -59,6 +60,7 @@ def total_usage(results: list[StrategyResult]) -> UsageInfo:
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         total_tokens=usage.prompt_tokens + usage.completion_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cached_tokens),
         completion_tokens_details=CompletionTokensDetails(reasoning_tokens=usage.reasoning_tokens),
         scoring_tokens=usage.scoring_tokens,
     )
@@ -72,10 +74,9 @@ def ponder_run(result: StrategyResult, include_candidates: bool) -> PonderRun:
         scores=result.scores,
         stopped_early=result.stopped_early,
         budget_exhausted=result.budget_exhausted,
-        details=result.extra or None,
-        candidates=[CandidateInfo(**vars(c)) for c in result.candidates]
-        if include_candidates
-        else None,
+        details=result.details() or None,
+        candidates=result.candidates if include_candidates else None,
+        tree=result.tree if include_candidates else None,
     )
 
 

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from ponder.strategies import STRATEGIES, StrategyConfigUnion
+from ponder.strategies.base import Candidate, TreeNode
 
 
 class OpenAIModel(BaseModel):
@@ -187,21 +188,23 @@ class CompletionTokensDetails(BaseModel):
     reasoning_tokens: int = 0
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = Field(
+        0, description="Prompt tokens served from the engine's prefix cache, over every call."
+    )
+
+
 class UsageInfo(BaseModel):
-    prompt_tokens: int
+    prompt_tokens: int = Field(
+        description="Prompt tokens of every engine call the request made (a search re-sends "
+        "its partial solutions; `prompt_tokens_details.cached_tokens` says how many of them "
+        "the prefix cache served)."
+    )
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
     completion_tokens_details: CompletionTokensDetails
     scoring_tokens: int = Field(0, description="Tokens a process reward model read.")
-
-
-class CandidateInfo(BaseModel):
-    text: str
-    answer: str | None
-    finish_reason: str
-    tokens: int
-    score: float | None = None
-    step_scores: list[float] | None = None
 
 
 class PonderRun(OmitNone):
@@ -214,7 +217,11 @@ class PonderRun(OmitNone):
     stopped_early: bool = False
     budget_exhausted: bool = False
     details: dict[str, Any] | None = None
-    candidates: list[CandidateInfo] | None = None
+    candidates: list[Candidate] | None = None
+    tree: list[TreeNode] | None = Field(
+        None, description="With `include_candidates`, a search's every node: each step, its "
+        "parent, scores, and whether it was kept, pruned or completed."
+    )
 
 
 class PonderInfo(PonderRun):

@@ -7,22 +7,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from ponder.core.generation import Generator, Prompt, Sampling
+from ponder.core.metering import Budget
 from ponder.server.config import Settings
 from ponder.server.errors import InvalidRequest, NotFound, Overloaded
 from ponder.server.metrics import Metrics
 from ponder.server.protocol import ChatCompletionRequest, CompletionRequest, SamplingRequest
 from ponder.strategies import STRATEGIES, Strategy
-from ponder.strategies.base import (
-    Emitter,
-    Generator,
-    Prompt,
-    Sampling,
-    StrategyConfig,
-    StrategyResult,
-    Task,
-    Verifiers,
-)
-from ponder.strategies.budget import Budget, BudgetedGenerator
+from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task, Verifiers
 from ponder.strategies.reasoning import ReasoningSplitter
 
 ALIAS_SEPARATOR = "@"
@@ -62,12 +54,11 @@ class StrategyService:
                 f"at most {self.settings.max_choices} choices per request.",
                 param="n",
             )
-        samples = getattr(config, "n", 1)
-        if samples > self.settings.max_samples:
+        if config.max_samples > self.settings.max_samples:
             raise InvalidRequest(
-                f"strategy.n is {samples}; this server allows at most "
-                f"{self.settings.max_samples} samples per run.",
-                param="strategy.n",
+                f"This strategy may draw {config.max_samples} samples per run; this server "
+                f"allows at most {self.settings.max_samples} (--max-samples).",
+                param="strategy.n" if "n" in type(config).model_fields else "strategy",
             )
         cap = request.token_cap
         if cap is not None and cap >= self.max_model_len:
@@ -83,15 +74,9 @@ class StrategyService:
     async def run_strategy(
         self, run: RequestRun, task: Task, emit: Emitter | None = None
     ) -> StrategyResult:
-        generator: Generator = self.generator
         limits = run.request.budget
-        if limits is not None:
-            generator = BudgetedGenerator(generator, Budget(limits.max_tokens, limits.seconds))
-        result = await run.strategy.run(task, generator, run.config, emit)
-        if isinstance(generator, BudgetedGenerator) and generator.exhausted:
-            result.budget_exhausted = True
-            if result.answer is None:
-                result.finish_reason = "length"
+        budget = None if limits is None else Budget(limits.max_tokens, limits.seconds)
+        result = await run.strategy.execute(task, self.generator, run.config, emit, budget)
         self.metrics.record_result(run.strategy.name, result)
         return result
 

@@ -1,132 +1,32 @@
-"""The contract between strategies and whatever produces tokens.
+"""What every strategy is given and gives back.
 
-Strategies are pure algorithms over a :class:`Generator`. They never see HTTP
-or vLLM, so the same code runs against the real engine, a remote server, or a
-scripted generator in a unit test.
-
-The generator is shaped for the strategies we run and the ones coming next:
-
-* Fan-out: ``generate(prompt, n, sampling)`` is ONE engine request with ``n``
-  children, so the prompt's KV blocks are computed once and shared.
-* Step-level search: a beam re-sends ``Prompt(messages, continuation=partial)``
-  with ``Sampling(stop=("\\n\\n",), include_stop=True)``; many such small
-  requests run concurrently (``asyncio.gather``) and the engine's prefix cache
-  turns the shared prompt + partial solution into cache hits.
-* Per-sample log-probabilities: ``Sampling(logprobs=True)`` fills
-  ``Sample.cumulative_logprob`` (tie-breaking, confidence rules);
-  ``Sampling(top_logprobs=k)`` fills ``Sample.top_logprobs`` with the top-k
-  alternatives of each generated token (a self-judging PRM reads P("Yes")
-  from the first one).
-* Process reward models do not generate: they are a separate scoring
-  interface (``ponder.prm``), which may be backed by a second in-process
-  engine, so a strategy receives a generator and, optionally, a scorer.
-* Early stopping and budgets: ``stream`` yields per-sample deltas as they are
-  produced; closing the iterator (or cancelling the task that drives it)
-  aborts every child still running in the engine at once.
+Strategies are pure algorithms over a :class:`~ponder.core.generation.Generator`
+and the step scorers in :class:`Verifiers`. They never see HTTP or vLLM, so
+the same code runs against the real engine, a remote server, or a scripted
+generator in a unit test. They count no tokens either: every call they make
+goes through the run's meter (:mod:`ponder.core.metering`), which reports
+usage and enforces the budget.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from ponder.core.generation import (
+    FinishReason,
+    Generator,
+    Prompt,
+    RequestRejected,
+    Sampling,
+    message_text,
+)
+from ponder.core.metering import Meter, Usage
+from ponder.core.scoring import ProcessRewardModel, ScorerFactory, shared
 from ponder.strategies.reasoning import ReasoningSplitter
-
-if TYPE_CHECKING:
-    from ponder.prm.base import ProcessRewardModel
-
-FinishReason = Literal["stop", "length", "abort"]
-Message = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """What to continue: chat messages (the generator applies the model's chat
-    template) or raw text, followed by ``continuation``, text the assistant has
-    already "said" (a partial solution during step-level search)."""
-
-    messages: tuple[Message, ...] | None = None
-    text: str | None = None
-    continuation: str = ""
-    template_kwargs: tuple[tuple[str, Any], ...] = ()
-
-    def extended(self, more: str) -> Prompt:
-        return replace(self, continuation=self.continuation + more)
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Engine-neutral sampling settings (the server maps them to vLLM's)."""
-
-    max_tokens: int
-    temperature: float = 1.0
-    top_p: float = 1.0
-    stop: tuple[str, ...] = ()
-    include_stop: bool = False
-    seed: int | None = None
-    logprobs: bool = False
-    top_logprobs: int = 0
-
-
-@dataclass
-class Sample:
-    text: str
-    token_ids: Sequence[int]
-    finish_reason: FinishReason
-    cumulative_logprob: float | None = None
-    top_logprobs: list[dict[str, float]] | None = None
-
-    @property
-    def num_tokens(self) -> int:
-        return len(self.token_ids)
-
-    @property
-    def mean_logprob(self) -> float:
-        """Length-normalised confidence; -inf when logprobs were not asked for,
-        so a sample without them never wins a tie against one with them."""
-        if self.cumulative_logprob is None or not self.token_ids:
-            return -math.inf
-        return self.cumulative_logprob / len(self.token_ids)
-
-
-@dataclass
-class Generation:
-    prompt_tokens: int
-    samples: list[Sample]
-
-
-@dataclass
-class SampleDelta:
-    """New output of one child of a fanned-out request. ``finish_reason`` is
-    set on the child's last delta."""
-
-    index: int
-    text: str
-    token_ids: Sequence[int]
-    prompt_tokens: int
-    finish_reason: FinishReason | None = None
-    cumulative_logprob: float | None = None
-    """Of the whole sample so far, when ``Sampling.logprobs`` asked for it."""
-
-
-class Generator(Protocol):
-    async def generate(self, prompt: Prompt, n: int, sampling: Sampling) -> Generation:
-        """All ``n`` samples when the last one is finished."""
-        ...
-
-    def stream(self, prompt: Prompt, n: int, sampling: Sampling) -> AsyncIterator[SampleDelta]:
-        """Deltas of all ``n`` children, interleaved as the engine makes them."""
-        ...
-
-    def count_tokens(self, token_ids: Sequence[int], chars: int) -> int:
-        """How many of ``token_ids`` it takes to produce the first ``chars``
-        characters of their text: an exact split of a sample's token count
-        between reasoning and answer."""
-        ...
 
 
 class Emitter(Protocol):
@@ -144,25 +44,6 @@ class Emitter(Protocol):
 
 
 @dataclass
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
-    scoring_tokens: int = 0
-
-    def add_generation(self, generation: Generation) -> None:
-        self.prompt_tokens += generation.prompt_tokens
-        self.completion_tokens += sum(s.num_tokens for s in generation.samples)
-
-    def __iadd__(self, other: Usage) -> Usage:
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        self.reasoning_tokens += other.reasoning_tokens
-        self.scoring_tokens += other.scoring_tokens
-        return self
-
-
-@dataclass
 class Candidate:
     """One sample (or final beam) as shown by ``include_candidates``."""
 
@@ -175,36 +56,84 @@ class Candidate:
 
 
 @dataclass
+class TreeNode:
+    """One node of a search tree as shown by ``include_candidates``: a step
+    and where it sits."""
+
+    id: int
+    parent: int | None
+    """None for a first step (its parent is the prompt)."""
+    depth: int
+    step: str
+    step_score: float | None
+    score: float | None
+    """The aggregated score of the partial solution ending here."""
+    status: Literal["kept", "pruned", "completed"]
+    answer: str | None = None
+
+
+@dataclass
 class StrategyResult:
     content: str
     reasoning: str | None
     finish_reason: FinishReason
-    usage: Usage
+    reasoning_tokens: int = 0
+    """Of the tokens the run generated, those that were reasoning rather than
+    answer; the rest of ``usage`` comes from the run's meter."""
+    usage: Usage = field(default_factory=Usage)
     answer: str | None = None
     votes: dict[str, int] | None = None
     scores: list[float] | None = None
     stopped_early: bool = False
     budget_exhausted: bool = False
     candidates: list[Candidate] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    tree: list[TreeNode] | None = None
+    scorer: str | None = None
+    """The step scorer that chose, by its configured name."""
+    selected: int | None = None
+    """The index of the chosen candidate."""
+    tokens_saved_estimate: int | None = None
+
+    def details(self) -> dict[str, Any]:
+        found = {
+            "prm": self.scorer,
+            "selected_index": self.selected,
+            "tokens_saved_estimate": self.tokens_saved_estimate,
+        }
+        return {key: value for key, value in found.items() if value is not None}
 
 
 @dataclass(frozen=True)
 class Verifiers:
-    """The process reward models the server was started with, by name."""
+    """The step scorers the server offers, by name, as one run sees them:
+    bound to the run's meter, so what they read and judge is charged to it."""
 
-    models: Mapping[str, ProcessRewardModel] = field(default_factory=dict)
+    factories: Mapping[str, ScorerFactory] = field(default_factory=dict)
     default: str | None = None
+    meter: Meter | None = None
+    generator: Generator | None = None
+    """What a judging scorer generates on (the engine, unmetered)."""
+
+    @classmethod
+    def of(cls, default: str | None = None, **scorers: ProcessRewardModel) -> Verifiers:
+        """Ready scorers that judge with no generator (tests, fixed PRMs)."""
+        return cls({name: shared(s) for name, s in scorers.items()}, default)
+
+    def for_run(self, meter: Meter, generator: Generator) -> Verifiers:
+        return replace(self, meter=meter, generator=generator)
 
     def get(self, name: str | None) -> tuple[str, ProcessRewardModel]:
         chosen = name or self.default
-        if chosen is None or chosen not in self.models:
-            known = ", ".join(self.models) or "none configured"
+        if chosen is None or chosen not in self.factories:
+            known = ", ".join(self.factories) or "none configured"
             raise RequestRejected(
                 f"Unknown process reward model {chosen!r}; this server has: {known}.",
                 param="strategy.prm",
             )
-        return chosen, self.models[chosen]
+        if self.meter is None or self.generator is None:
+            raise RuntimeError("scorers are handed out only within a metered run (execute)")
+        judge_with = self.meter.scoring_generator(self.generator)
+        return chosen, self.meter.scorer(self.factories[chosen](judge_with))
 
 
 @dataclass(frozen=True)
@@ -233,21 +162,8 @@ class StrategyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-
-def message_text(content: object) -> str:
-    """Message content may be a string or OpenAI's list of typed parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return ""
-
-
-class RequestRejected(ValueError):
-    """The request cannot be served as sent (a prompt longer than the model's
-    context, say). Raised by generators and strategies; the server answers
-    400 and names ``param``."""
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
+    @property
+    def max_samples(self) -> int:
+        """The most samples one run may draw, checked against the server's
+        ``--max-samples``."""
+        return 1

@@ -12,12 +12,12 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ponder.strategies.base import (
-    FinishReason,
+from ponder.core.generation import (
     Generator,
     Prompt,
     RequestRejected,
     Sample,
+    SampleCollector,
     Sampling,
 )
 
@@ -27,46 +27,33 @@ OnFinished = Callable[[int, Sample], Awaitable[bool]]
 
 @dataclass
 class FanOut:
-    prompt_tokens: int
     samples: list[Sample]
     """In index order; samples cut short by an early stop have finish_reason
     "abort" and keep the tokens they had (they were generated, so they count)."""
     stopped_early: bool = False
 
 
-async def fan_out(
-    gen: Generator, prompt: Prompt, n: int, sampling: Sampling,
-    on_finished: OnFinished | None = None,
-) -> FanOut:
+def check_distinct(n: int, sampling: Sampling) -> None:
     if n > 1 and sampling.temperature == 0:
         raise RequestRejected(
             f"This strategy draws {n} samples; at temperature 0 they would all be the same.",
             param="temperature",
         )
+
+
+async def fan_out(
+    gen: Generator, prompt: Prompt, n: int, sampling: Sampling,
+    on_finished: OnFinished | None = None,
+) -> FanOut:
+    check_distinct(n, sampling)
     if on_finished is None:
-        generation = await gen.generate(prompt, n, sampling)
-        return FanOut(generation.prompt_tokens, generation.samples)
-    texts: list[list[str]] = [[] for _ in range(n)]
-    token_ids: list[list[int]] = [[] for _ in range(n)]
-    logprobs: list[float | None] = [None] * n
-    reasons: list[FinishReason | None] = [None] * n
-    prompt_tokens, stopped = 0, False
+        return FanOut((await gen.generate(prompt, n, sampling)).samples)
+    collected = SampleCollector(n)
+    stopped = False
     async with contextlib.aclosing(gen.stream(prompt, n, sampling)) as deltas:
         async for delta in deltas:
-            i = delta.index
-            texts[i].append(delta.text)
-            token_ids[i].extend(delta.token_ids)
-            logprobs[i] = delta.cumulative_logprob
-            prompt_tokens = delta.prompt_tokens
-            if delta.finish_reason is None:
-                continue
-            reasons[i] = delta.finish_reason
-            sample = Sample("".join(texts[i]), token_ids[i], delta.finish_reason, logprobs[i])
-            if await on_finished(i, sample) and None in reasons:
+            sample = collected.add(delta)
+            if sample is not None and await on_finished(delta.index, sample) and collected.running:
                 stopped = True
                 break
-    samples = [
-        Sample("".join(texts[i]), token_ids[i], reasons[i] or "abort", logprobs[i])
-        for i in range(n)
-    ]
-    return FanOut(prompt_tokens, samples, stopped)
+    return FanOut(collected.generation().samples, stopped)

@@ -8,9 +8,10 @@ models, whose written-out steps are mostly wrong) do best with.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
-from ponder.strategies.base import Prompt, message_text
+from ponder.core.generation import Prompt, message_text
 from ponder.strategies.reasoning import MarkerSplitter, NoReasoning, ReasoningSplitter
 
 PromptStyle = Literal["cot", "direct"]
@@ -36,16 +37,8 @@ def apply_prompt(prompt: Prompt, style: PromptStyle) -> Prompt:
             message = dict(messages[last_user])
             message["content"] = f"{message_text(message.get('content'))}\n\n{COT_INSTRUCTION}"
             messages[last_user] = message
-        return Prompt(
-            messages=tuple(messages),
-            continuation=prompt.continuation,
-            template_kwargs=prompt.template_kwargs,
-        )
-    return Prompt(
-        text=f"{prompt.text or ''}\n\n{COT_INSTRUCTION}\n",
-        continuation=prompt.continuation,
-        template_kwargs=prompt.template_kwargs,
-    )
+        return replace(prompt, messages=tuple(messages), token_ids=None)
+    return replace(prompt, text=f"{prompt.text or ''}\n\n{COT_INSTRUCTION}\n", token_ids=None)
 
 
 def splitter_for(style: PromptStyle, model_splitter: ReasoningSplitter) -> ReasoningSplitter:

@@ -1,18 +1,12 @@
 """What the multi-sample strategies share: each sample's reasoning/answer
 split and extracted answer, computed once, and the result built from the
-chosen sample with usage counted over every sample."""
+chosen sample with reasoning tokens counted over every sample."""
 
 from __future__ import annotations
 
+from ponder.core.generation import Generator, Sample
 from ponder.strategies.answers import AnswerFormat, extract_answer
-from ponder.strategies.base import (
-    Candidate,
-    Emitter,
-    Generator,
-    Sample,
-    StrategyResult,
-    Usage,
-)
+from ponder.strategies.base import Candidate, Emitter, StrategyResult
 from ponder.strategies.fanout import FanOut
 from ponder.strategies.reasoning import ReasoningSplitter, Split
 
@@ -57,13 +51,7 @@ class SampledAnswers:
             return sample.num_tokens
         return self._gen.count_tokens(sample.token_ids, split.reasoning_end)
 
-    def result(self, fanned: FanOut, chosen: int, answer: str | None) -> StrategyResult:
-        samples = fanned.samples
-        usage = Usage(
-            prompt_tokens=fanned.prompt_tokens,
-            completion_tokens=sum(s.num_tokens for s in samples),
-            reasoning_tokens=sum(self._reasoning_tokens(i, s) for i, s in enumerate(samples)),
-        )
+    def result(self, samples: list[Sample], chosen: int, answer: str | None) -> StrategyResult:
         chosen_sample = samples[chosen]
         split = self._split(chosen, chosen_sample)
         candidates = [
@@ -74,7 +62,7 @@ class SampledAnswers:
             content=answer if answer is not None else split.content,
             reasoning=split.reasoning or chosen_sample.text or None,
             finish_reason="length" if chosen_sample.finish_reason == "length" else "stop",
-            usage=usage,
+            reasoning_tokens=sum(self._reasoning_tokens(i, s) for i, s in enumerate(samples)),
             answer=answer,
             candidates=candidates,
         )

@@ -16,15 +16,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from ponder.core.generation import Generator, Sample
 from ponder.strategies.answers import AnswerFormat
-from ponder.strategies.base import (
-    Emitter,
-    Generator,
-    Sample,
-    StrategyConfig,
-    StrategyResult,
-    Task,
-)
+from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task
 from ponder.strategies.fanout import fan_out
 from ponder.strategies.prompts import PromptStyle, apply_prompt, splitter_for
 from ponder.strategies.sampled import SampledAnswers
@@ -45,6 +39,10 @@ class Config(StrategyConfig):
         description="With early_stop: also stop once P(leader is the majority) reaches this "
         "(Adaptive-Consistency's Beta rule), after at least 3 samples.",
     )
+
+    @property
+    def max_samples(self) -> int:
+        return self.n
 
 
 async def run(
@@ -88,11 +86,11 @@ async def run(
         await asyncio.to_thread(tally)
     winner = book.winner(fanned.samples)
     chosen = book.best_member(winner, fanned.samples) if winner else 0
-    result = answers.result(fanned, chosen, winner.answer if winner else None)
+    result = answers.result(fanned.samples, chosen, winner.answer if winner else None)
     result.votes = book.counts()
     result.stopped_early = fanned.stopped_early
     if fanned.stopped_early:
-        result.extra["tokens_saved_estimate"] = answers.tokens_saved_estimate(fanned)
+        result.tokens_saved_estimate = answers.tokens_saved_estimate(fanned)
     if emit is not None:
         await answers.emit_final(result, emit)
     return result

@@ -3,17 +3,8 @@
 
 from __future__ import annotations
 
-from ponder.strategies.base import (
-    Candidate,
-    Emitter,
-    FinishReason,
-    Generator,
-    Prompt,
-    Sample,
-    StrategyResult,
-    Task,
-    Usage,
-)
+from ponder.core.generation import Generator, Prompt, Sample, SampleCollector
+from ponder.strategies.base import Candidate, Emitter, StrategyResult, Task
 from ponder.strategies.prompts import PromptStyle, apply_prompt, splitter_for
 from ponder.strategies.reasoning import ReasoningSplitter, Split
 
@@ -24,28 +15,22 @@ async def run_single_sample(
     prompt = apply_prompt(task.prompt, style)
     splitter = splitter_for(style, task.splitter)
     if emit is None:
-        generation = await gen.generate(prompt, 1, task.sampling)
-        sample, prompt_tokens = generation.samples[0], generation.prompt_tokens
+        sample = (await gen.generate(prompt, 1, task.sampling)).samples[0]
     else:
-        sample, prompt_tokens = await _stream_one(gen, prompt, task, splitter, emit)
-    return _result(sample, prompt_tokens, splitter, gen)
+        sample = await _stream_one(gen, prompt, task, splitter, emit)
+    return _result(sample, splitter, gen)
 
 
 async def _stream_one(
     gen: Generator, prompt: Prompt, task: Task, splitter: ReasoningSplitter, emit: Emitter
-) -> tuple[Sample, int]:
+) -> Sample:
     streamer = splitter.streamer()
-    text, token_ids, prompt_tokens = [], [], 0
-    finish_reason: FinishReason = "abort"
+    collected = SampleCollector(1)
     async for delta in gen.stream(prompt, 1, task.sampling):
-        text.append(delta.text)
-        token_ids.extend(delta.token_ids)
-        prompt_tokens = delta.prompt_tokens
+        collected.add(delta)
         await _emit(streamer.feed(delta.text, delta.token_ids), emit)
-        if delta.finish_reason is not None:
-            finish_reason = delta.finish_reason
     await _emit(streamer.finish(), emit)
-    return Sample("".join(text), token_ids, finish_reason), prompt_tokens
+    return collected.sample(0)
 
 
 async def _emit(split: Split, emit: Emitter) -> None:
@@ -55,22 +40,14 @@ async def _emit(split: Split, emit: Emitter) -> None:
         await emit.content(split.content)
 
 
-def _result(
-    sample: Sample, prompt_tokens: int, splitter: ReasoningSplitter, gen: Generator
-) -> StrategyResult:
+def _result(sample: Sample, splitter: ReasoningSplitter, gen: Generator) -> StrategyResult:
     split = splitter.split(sample.text)
-    reasoning_tokens = (
-        gen.count_tokens(sample.token_ids, split.reasoning_end) if split.reasoning else 0
-    )
-    usage = Usage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=sample.num_tokens,
-        reasoning_tokens=reasoning_tokens,
-    )
     return StrategyResult(
         content=split.content,
         reasoning=split.reasoning or None,
         finish_reason=sample.finish_reason,
-        usage=usage,
+        reasoning_tokens=(
+            gen.count_tokens(sample.token_ids, split.reasoning_end) if split.reasoning else 0
+        ),
         candidates=[Candidate(sample.text, None, sample.finish_reason, sample.num_tokens)],
     )

@@ -8,8 +8,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ponder.core.generation import Sample
 from ponder.strategies.answers import AnswerFormat, answers_equivalent, normalise_answer
-from ponder.strategies.base import Sample
 
 
 @dataclass

@@ -1,16 +1,33 @@
 """A scripted generator: the strategies' unit tests drive them with it, since
-the algorithms must not care where tokens come from."""
+the algorithms must not care where tokens come from. It keeps the
+generator's contract as the engine does: stop strings (which may end inside
+a token, whose id is then kept), stop reasons, continuation by token ids,
+per-token log-probabilities, and prompt tokens counted per call."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ponder.strategies.base import Generation, Prompt, Sample, SampleDelta, Sampling
+from ponder.core.generation import (
+    Generation,
+    Generator,
+    Prompt,
+    Sample,
+    SampleDelta,
+    Sampling,
+    StopReason,
+    TokenLogprob,
+)
+from ponder.core.metering import Budget
+from ponder.core.scoring import Solution, StepScores
+from ponder.strategies import STRATEGIES
+from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task
 
-# A "token" here is a word with its leading space, or one punctuation mark.
-_TOKEN = re.compile(r"\s*\w+|\s*[^\w\s]|\s+")
+# A "token" is a run of newlines, or a word or punctuation mark with the
+# spaces before it (as a byte-level BPE tokenizer splits text).
+_TOKEN = re.compile(r"\n+|[^\S\n]*\w+|[^\S\n]*[^\w\s]|[^\S\n]+")
 
 
 def tokenize(text: str) -> list[str]:
@@ -21,9 +38,23 @@ Script = Callable[[Prompt, int, Sampling], list[str]]
 
 
 @dataclass
+class Cut:
+    """One scripted text as the engine would return it."""
+
+    pieces: list[str]
+    ids: list[int]
+    text: str
+    reason: StopReason
+    stop_string: str | None
+    logprob: float | None
+    """Per token, when the script gave the text a cumulative log-probability."""
+
+
+@dataclass
 class ScriptedGenerator:
     """Answers every call with the texts ``script`` gives for it. Each word
-    piece gets a fresh token id, so token counts are exact and checkable."""
+    piece gets a fresh token id, so token counts are exact and checkable;
+    ``text_of`` reads a continuation back."""
 
     script: Script
     prompt_tokens: int = 7
@@ -37,44 +68,79 @@ class ScriptedGenerator:
         """The same texts for every call, cycled to ``n``."""
         return cls(lambda _p, n, _s: [texts[i % len(texts)] for i in range(n)])
 
-    def _texts(self, prompt: Prompt, n: int, sampling: Sampling) -> list[str]:
+    def text_of(self, token_ids: Sequence[int]) -> str:
+        return "".join(self.vocabulary[i] for i in token_ids)
+
+    async def render(self, prompt: Prompt) -> Prompt:
+        if prompt.token_ids is not None:
+            return prompt
+        return replace(prompt, token_ids=(-1,) * self.prompt_tokens)
+
+    def _cuts(self, prompt: Prompt, n: int, sampling: Sampling) -> list[Cut]:
         self.calls.append((prompt, n, sampling))
         texts = self.script(prompt, n, sampling)
         assert len(texts) == n
-        return texts
+        return [self._cut(text, sampling) for text in texts]
 
-    def _cut(self, text: str, sampling: Sampling) -> tuple[list[str], list[int], str]:
+    def _cut(self, text: str, sampling: Sampling) -> Cut:
         pieces = tokenize(text)
-        reason = "stop"
-        if sampling.max_tokens is not None and len(pieces) > sampling.max_tokens:
-            pieces, reason = pieces[: sampling.max_tokens], "length"
+        reason: StopReason = "eos"
+        stop_string = None
+        so_far = ""
+        for count, piece in enumerate(pieces, start=1):
+            if sampling.max_tokens is not None and count > sampling.max_tokens:
+                pieces, reason = pieces[: count - 1], "length"
+                break
+            found = [(so_far + piece).find(s, max(0, len(so_far) - len(s) + 1))
+                     for s in sampling.stop]
+            hits = [(at, s) for at, s in zip(found, sampling.stop) if at >= 0]
+            so_far += piece
+            if hits:
+                at, stop_string = min(hits)
+                pieces, reason = pieces[:count], "stop"
+                so_far = so_far[: at + len(stop_string) if sampling.include_stop else at]
+                break
         ids = list(range(len(self.vocabulary), len(self.vocabulary) + len(pieces)))
         self.vocabulary.extend(pieces)
-        return pieces, ids, reason
+        cumulative = self.logprobs.get(text)
+        per_token = cumulative / len(tokenize(text)) if cumulative is not None and text else None
+        return Cut(pieces, ids, so_far, reason, stop_string, per_token)
+
+    @staticmethod
+    def _prompt_tokens(prompt: Prompt) -> int:
+        return len(prompt.token_ids or ()) + len(prompt.continuation)
 
     async def generate(self, prompt: Prompt, n: int, sampling: Sampling) -> Generation:
-        samples = []
-        for text in self._texts(prompt, n, sampling):
-            pieces, ids, reason = self._cut(text, sampling)
-            logprob = self.logprobs.get(text) if sampling.logprobs else None
-            samples.append(Sample("".join(pieces), ids, reason, logprob))  # type: ignore[arg-type]
-        return Generation(self.prompt_tokens, samples)
+        prompt = await self.render(prompt)
+        samples = [
+            Sample(cut.text, cut.ids, cut.reason, cut.stop_string,
+                   *_logprobs(cut, len(cut.pieces), sampling))
+            for cut in self._cuts(prompt, n, sampling)
+        ]
+        return Generation(self._prompt_tokens(prompt), samples)
 
-    async def stream(self, prompt: Prompt, n: int, sampling: Sampling) -> AsyncIterator[SampleDelta]:
-        texts = self._texts(prompt, n, sampling)
-        cut = [self._cut(t, sampling) for t in texts]
+    async def stream(
+        self, prompt: Prompt, n: int, sampling: Sampling
+    ) -> AsyncIterator[SampleDelta]:
+        prompt = await self.render(prompt)
+        cuts = self._cuts(prompt, n, sampling)
+        prompt_tokens = self._prompt_tokens(prompt)
+        shown = [0] * n
         try:
             # Round-robin over the children, one token each, like an engine step.
-            for step in range(max(len(p) for p, _, _ in cut)):
-                for index, (pieces, ids, reason) in enumerate(cut):
-                    if step < len(pieces):
-                        last = step == len(pieces) - 1
-                        logprob = self.logprobs.get(texts[index]) if sampling.logprobs else None
-                        yield SampleDelta(
-                            index, pieces[step], [ids[step]], self.prompt_tokens,
-                            reason if last else None,  # type: ignore[arg-type]
-                            logprob if last else None,
-                        )
+            for step in range(max(len(cut.pieces) for cut in cuts)):
+                for index, cut in enumerate(cuts):
+                    if step >= len(cut.pieces):
+                        continue
+                    last = step == len(cut.pieces) - 1
+                    text = cut.text[shown[index] :] if last else cut.pieces[step]
+                    shown[index] += len(text)
+                    cumulative, logprobs = _logprobs(cut, step + 1, sampling)
+                    yield SampleDelta(
+                        index, text, [cut.ids[step]], prompt_tokens,
+                        cut.reason if last else None, cut.stop_string if last else None,
+                        cumulative, logprobs[-1:] if logprobs else None,
+                    )
         finally:
             self.closed_streams += 1
 
@@ -85,6 +151,49 @@ class ScriptedGenerator:
                 return count
             covered += len(self.vocabulary[token])
         return len(token_ids)
+
+
+def _logprobs(
+    cut: Cut, tokens: int, sampling: Sampling
+) -> tuple[float | None, list[TokenLogprob] | None]:
+    """The cumulative log-probability of the first ``tokens`` tokens and
+    their entries, when asked for and scripted."""
+    if cut.logprob is None or not (sampling.logprobs or sampling.top_logprobs):
+        return None, None
+    entries = [TokenLogprob(piece, cut.logprob) for piece in cut.pieces[:tokens]]
+    return cut.logprob * tokens, entries
+
+
+async def execute(
+    task: Task, gen: Generator, config: StrategyConfig,
+    emit: Emitter | None = None, budget: Budget | None = None,
+) -> StrategyResult:
+    """A metered run of ``config``'s strategy, as the server makes it."""
+    strategy = STRATEGIES[config.name]  # type: ignore[attr-defined]
+    return await strategy.execute(task, gen, config, emit, budget)
+
+
+def as_solutions(*steps: Sequence[str]) -> list[Solution]:
+    return [Solution(tuple(s)) for s in steps]
+
+
+class ScriptedPRM:
+    """Scores each step by a table keyed on the step's text (0.5 if absent),
+    and only the steps it is not told the scores of, as a causal scorer may."""
+
+    reads_logprobs: int | None = None
+
+    def __init__(self, table: dict[str, float], tokens_per_step: int = 10) -> None:
+        self.table = table
+        self.tokens_per_step = tokens_per_step
+        self.calls: list[tuple[str, list[list[str]]]] = []
+        """Each call's question and the steps it scored, per solution."""
+
+    async def score(self, question: str, solutions: Sequence[Solution]) -> StepScores:
+        self.calls.append((question, [list(s.new_steps) for s in solutions]))
+        scores = [[*s.known, *(self.table.get(step, 0.5) for step in s.new_steps)]
+                  for s in solutions]
+        return StepScores(scores, self.tokens_per_step * sum(len(s.new_steps) for s in solutions))
 
 
 class RecordingEmitter:

@@ -161,3 +161,31 @@ def test_metrics_count_requests(client: openai.OpenAI, http: httpx.Client) -> No
     text = http.get("/metrics").text
     assert 'ponder_requests_total{status="200",strategy="none",stream="false"}' in text
     assert 'ponder_tokens_total{kind="completion",strategy="none"}' in text
+
+
+def _counter(text: str, name: str) -> float:
+    """A counter's total over its labels."""
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith((f"{name}_total{{", f"{name}_total ")))
+
+
+def test_prefix_cache_hits_show_in_usage_and_metrics(
+    client: openai.OpenAI, http: httpx.Client
+) -> None:
+    """A prompt seen before is served from the prefix cache (whole KV blocks
+    of it): the response says how many of its tokens, and /metrics carries
+    the engine's own prefix-cache counters."""
+    long_prompt = [{"role": "user", "content": "Read this list and say OK. " + " ".join(
+        f"item {i}," for i in range(200))}]
+    before = http.get("/metrics").text
+    first = client.chat.completions.create(model="smollm2", messages=long_prompt, max_tokens=2)
+    again = client.chat.completions.create(model="smollm2", messages=long_prompt, max_tokens=2)
+    after = http.get("/metrics").text
+    assert first.usage is not None and again.usage is not None
+    assert again.usage.prompt_tokens == first.usage.prompt_tokens > 400
+    cached = again.usage.prompt_tokens_details
+    assert cached is not None and cached.cached_tokens is not None
+    assert first.usage.prompt_tokens // 2 < cached.cached_tokens < again.usage.prompt_tokens
+    queries, hits = (_counter(after, f"vllm:prefix_cache_{kind}")
+                     - _counter(before, f"vllm:prefix_cache_{kind}") for kind in ("queries", "hits"))
+    assert queries >= 2 * first.usage.prompt_tokens and hits >= cached.cached_tokens

@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from ponder.core.generation import Generation, Prompt, SampleDelta, Sampling
 from ponder.server.app import create_app
 from ponder.server.config import Settings
 from ponder.server.serving import StrategyService
-from ponder.strategies.base import Generation, Prompt, SampleDelta, Sampling, Verifiers
+from ponder.strategies.base import Verifiers
 from ponder.strategies.reasoning import NoReasoning
 
 from .fakes import ScriptedGenerator

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
-from ponder.prm.base import StepScores
+from ponder.core.generation import Prompt, RequestRejected, Sampling
 from ponder.strategies import best_of_n
-from ponder.strategies.base import Prompt, RequestRejected, Sampling, Task, Verifiers
+from ponder.strategies.base import Task, Verifiers
 from ponder.strategies.reasoning import NoReasoning
 
-from .fakes import RecordingEmitter, ScriptedGenerator
-
-
-class ScriptedPRM:
-    """Scores each step by a table keyed on the step's text."""
-
-    def __init__(self, table: dict[str, float], tokens_per_step: int = 10) -> None:
-        self.table = table
-        self.tokens_per_step = tokens_per_step
-        self.calls: list[tuple[str, list[list[str]]]] = []
-
-    async def score(self, question: str, solutions: Sequence[Sequence[str]]) -> StepScores:
-        self.calls.append((question, [list(s) for s in solutions]))
-        scores = [[self.table.get(step, 0.5) for step in steps] for steps in solutions]
-        return StepScores(scores, self.tokens_per_step * sum(len(s) for s in solutions))
+from .fakes import RecordingEmitter, ScriptedGenerator, ScriptedPRM, execute
 
 
 def _task(prm: ScriptedPRM) -> Task:
@@ -33,7 +17,7 @@ def _task(prm: ScriptedPRM) -> Task:
         Prompt(messages=({"role": "user", "content": "What is 2 + 5?"},)),
         Sampling(max_tokens=100, temperature=0.8),
         NoReasoning(),
-        Verifiers({"judge": prm}, default="judge"),
+        Verifiers.of(default="judge", judge=prm),
     )
 
 
@@ -49,7 +33,7 @@ TABLE = {"2 + 5 = 7": 1.0, "2 + 5 = 8": 0.0, "2 + 5 = 6": 0.2, "Answer: 7": 0.9,
 async def test_the_best_scored_solution_wins() -> None:
     prm = ScriptedPRM(TABLE)
     gen = ScriptedGenerator.of(*SOLUTIONS)
-    result = await best_of_n.run(_task(prm), gen, best_of_n.Config(n=3))
+    result = await execute(_task(prm), gen, best_of_n.Config(n=3))
     assert len(prm.calls) == 1  # every candidate scored in one batch
     question, steps = prm.calls[0]
     assert question == "What is 2 + 5?"
@@ -58,22 +42,22 @@ async def test_the_best_scored_solution_wins() -> None:
     assert result.scores == [0.0, 0.9, 0.2]  # min over steps
     assert [c.step_scores for c in result.candidates][1] == [1.0, 0.9]
     assert result.usage.scoring_tokens == 60
-    assert result.extra == {"prm": "judge", "selected_index": 1}
+    assert (result.scorer, result.selected) == ("judge", 1)
     assert result.votes == {"8": 1, "7": 1, "6": 1}
 
 
 async def test_aggregate_changes_the_choice() -> None:
     prm = ScriptedPRM({**TABLE, "Answer: 8": 0.95})
     gen = ScriptedGenerator.of(*SOLUTIONS)
-    result = await best_of_n.run(_task(prm), gen, best_of_n.Config(n=3, aggregate="last"))
+    result = await execute(_task(prm), gen, best_of_n.Config(n=3, aggregate="last"))
     assert result.answer == "8"
 
 
 async def test_weighted_vote_sums_scores_per_answer() -> None:
     texts = ["Answer: 5", "Answer: 5.0", "Answer: 9"]
     prm = ScriptedPRM({"Answer: 5": 0.5, "Answer: 5.0": 0.5, "Answer: 9": 0.9})
-    best = await best_of_n.run(_task(prm), ScriptedGenerator.of(*texts), best_of_n.Config(n=3))
-    voted = await best_of_n.run(
+    best = await execute(_task(prm), ScriptedGenerator.of(*texts), best_of_n.Config(n=3))
+    voted = await execute(
         _task(prm), ScriptedGenerator.of(*texts), best_of_n.Config(n=3, weighted_vote=True)
     )
     assert best.answer == "9"
@@ -83,14 +67,14 @@ async def test_weighted_vote_sums_scores_per_answer() -> None:
 
 async def test_unknown_prm_is_a_bad_request() -> None:
     with pytest.raises(RequestRejected) as caught:
-        await best_of_n.run(_task(ScriptedPRM({})), ScriptedGenerator.of("1"),
+        await execute(_task(ScriptedPRM({})), ScriptedGenerator.of("1"),
                             best_of_n.Config(n=2, prm="oracle"))
     assert caught.value.param == "strategy.prm"
 
 
 async def test_streaming_reports_each_solution_then_the_scores() -> None:
     emitter = RecordingEmitter()
-    result = await best_of_n.run(
+    result = await execute(
         _task(ScriptedPRM(TABLE)), ScriptedGenerator.of(*SOLUTIONS), best_of_n.Config(n=3), emitter
     )
     progress = emitter.text("progress")

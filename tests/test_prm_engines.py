@@ -17,14 +17,14 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, Qwen2ForCausalLM, Qwen2Model
 
-from ponder.prm.base import ProcessRewardModel
+from ponder.core.scoring import ProcessRewardModel
 from ponder.prm.engine import single_token_id
 from ponder.prm.pooling import qwen_text
 from ponder.prm.registry import open_prms, parse_prm_spec
 from ponder.prm.token_logit import shepherd_text
 from ponder.server.embedded_model import embedded_model_dir
 
-from .fakes import ScriptedGenerator
+from .fakes import ScriptedGenerator, as_solutions
 from .prm_fakes import STEP_TAG, build_tiny_qwen2
 
 pytestmark = pytest.mark.engine
@@ -61,8 +61,8 @@ async def prms(checkpoints: dict[str, Path]) -> AsyncIterator[dict[str, ProcessR
     ]
     with pytest.MonkeyPatch.context() as env:
         env.setenv(KV_CACHE_ENV, "3")  # as the policy engine leaves it for itself
-        async with open_prms(specs, ScriptedGenerator.of(""), kv_cache_gb=KV_CACHE_GB) as models:
-            yield models
+        async with open_prms(specs, kv_cache_gb=KV_CACHE_GB) as factories:
+            yield {name: make(ScriptedGenerator.of("")) for name, make in factories.items()}
 
 
 def test_each_engine_keeps_its_own_kv_cache_size(prms: dict[str, ProcessRewardModel]) -> None:
@@ -120,7 +120,7 @@ async def test_scores_each_step_like_the_model(
     """One probability per step for every candidate, the same as the model
     gives on the input ``encode`` builds, and that input's length as tokens."""
     tokenizer = AutoTokenizer.from_pretrained(checkpoints[name])
-    scored = await prms[name].score(QUESTION, SOLUTIONS)
+    scored = await prms[name].score(QUESTION, as_solutions(*SOLUTIONS))
     assert [len(s) for s in scored.scores] == [len(steps) for steps in SOLUTIONS]
     assert all(0.0 <= p <= 1.0 for s in scored.scores for p in s)
     inputs = [encode(tokenizer, steps) for steps in SOLUTIONS if steps]

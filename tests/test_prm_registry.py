@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from ponder.prm.confidence import REWARD_FREE
 from ponder.prm.registry import PRMSpec, open_prms, parse_prm_spec
 from ponder.prm.self_judge import SelfJudge
 from ponder.prm.step_checker import StepChecker
 
-from .fakes import ScriptedGenerator
+from .fakes import ScriptedGenerator, as_solutions
 
 
 @pytest.mark.parametrize(
@@ -65,19 +66,27 @@ def test_parse_errors_name_the_problem(text: str, message: str) -> None:
     assert repr(text) in str(error.value)  # the message quotes what was given
 
 
-async def test_open_prms_builds_the_engineless_models() -> None:
+async def test_open_prms_builds_the_engineless_models_and_the_reward_free_ones() -> None:
     specs = [parse_prm_spec("checker=step-checker"), parse_prm_spec("judge=self-judge")]
     generator = ScriptedGenerator.of("Yes")
-    async with open_prms(specs, generator) as prms:
-        assert list(prms) == ["checker", "judge"]
-        assert isinstance(prms["checker"], StepChecker)
-        assert isinstance(prms["judge"], SelfJudge) and prms["judge"].generator is generator
-        scored = await prms["checker"].score("?", [["1 + 1 = 2"]])
+    async with open_prms(specs) as factories:
+        assert list(factories) == ["checker", "judge", *REWARD_FREE]
+        checker = factories["checker"](generator)
+        assert isinstance(checker, StepChecker) and factories["checker"](generator) is checker
+        judge = factories["judge"](generator)  # a judge per run, on the run's generator
+        assert isinstance(judge, SelfJudge) and judge.generator is generator
+        scored = await checker.score("?", as_solutions(["1 + 1 = 2"]))
         assert scored.scores == [[1.0]]
 
 
 async def test_open_prms_refuses_repeated_names() -> None:
     specs = [parse_prm_spec("a=step-checker"), parse_prm_spec("a=self-judge")]
     with pytest.raises(ValueError, match="'a' is given more than once"):
-        async with open_prms(specs, ScriptedGenerator.of("")):
+        async with open_prms(specs):
+            pass
+
+
+async def test_open_prms_keeps_the_reward_free_names() -> None:
+    with pytest.raises(ValueError, match="'mean-logprob' is a built-in"):
+        async with open_prms([parse_prm_spec("mean-logprob=step-checker")]):
             pass

@@ -20,12 +20,13 @@ from vllm.entrypoints.pooling.pooling.protocol import (
 )
 from vllm.entrypoints.serve.engine.protocol import UsageInfo
 
+from ponder.core.scoring import Solution
 from ponder.prm.prompts import QWEN_STEP_TAG, QWEN_SYSTEM
 from ponder.prm.registry import open_prms, parse_prm_spec
 from ponder.prm.remote import RemotePRM, RemotePRMError
 
 from .conftest import free_port
-from .fakes import ScriptedGenerator
+from .fakes import ScriptedGenerator, as_solutions
 
 QUESTION = "What is 2 + 2?"
 
@@ -65,7 +66,9 @@ async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 async def test_scores_each_step_with_p_good_and_counts_prompt_tokens() -> None:
     app = fake_pooling_server()
-    solutions = [["2 + 2 = 4 is right", "so 4, right"], [], ["2 + 2 = 5", "so 5, right", "done"]]
+    solutions = as_solutions(
+        ["2 + 2 = 4 is right", "so 4, right"], [], ["2 + 2 = 5", "so 5, right", "done"]
+    )
     async with client_for(app) as client:
         scored = await RemotePRM(client, model="qwen-prm").score(QUESTION, solutions)
     assert scored.scores == [[0.9, 0.9], [], [0.2, 0.9, 0.2]]
@@ -74,11 +77,20 @@ async def test_scores_each_step_with_p_good_and_counts_prompt_tokens() -> None:
     assert scored.tokens == sum(words)
 
 
+async def test_a_solution_with_no_new_step_costs_no_request() -> None:
+    app = fake_pooling_server()
+    known = Solution(("2 + 2 = 4 is right",), known=(0.75,))
+    async with client_for(app) as client:
+        scored = await RemotePRM(client).score(QUESTION, [known])
+    assert scored.scores == [[0.75]] and scored.tokens == 0
+    assert app.state.requests == []
+
+
 async def test_sends_qwen_prm_conversation() -> None:
     app = fake_pooling_server()
     async with client_for(app) as client:
         prm = RemotePRM(client, model="qwen-prm")
-        await prm.score(QUESTION, [[f"a {QWEN_STEP_TAG} step", "b"]])
+        await prm.score(QUESTION, as_solutions([f"a {QWEN_STEP_TAG} step", "b"]))
     request = app.state.requests[0]
     assert request.model == "qwen-prm"
     assert [m["role"] for m in request.messages] == ["system", "user", "assistant"]
@@ -91,7 +103,7 @@ async def test_sends_qwen_prm_conversation() -> None:
 async def test_wrong_step_count_is_an_error_naming_the_tag() -> None:
     async with client_for(fake_pooling_server(drop_a_step=True)) as client:
         with pytest.raises(RemotePRMError, match="step tag"):
-            await RemotePRM(client).score(QUESTION, [["one", "two"]])
+            await RemotePRM(client).score(QUESTION, as_solutions(["one", "two"]))
 
 
 @pytest.mark.parametrize(
@@ -106,7 +118,7 @@ async def test_failures_and_foreign_answers_are_remote_prm_errors(status: int, b
 
     async with client_for(app) as client:
         with pytest.raises(RemotePRMError):
-            await RemotePRM(client).score(QUESTION, [["one"]])
+            await RemotePRM(client).score(QUESTION, as_solutions(["one"]))
 
 
 async def test_through_the_registry_over_real_http() -> None:
@@ -118,8 +130,9 @@ async def test_through_the_registry_over_real_http() -> None:
         while not server.started:
             await asyncio.sleep(0.02)
         spec = parse_prm_spec(f"qwen=remote:http://127.0.0.1:{port}?model=qwen-prm")
-        async with open_prms([spec], ScriptedGenerator.of("")) as prms:
-            scored = await prms["qwen"].score(QUESTION, [["it is right"], ["it is wrong"]])
+        async with open_prms([spec]) as factories:
+            prm = factories["qwen"](ScriptedGenerator.of(""))
+            scored = await prm.score(QUESTION, as_solutions(["it is right"], ["it is wrong"]))
         assert scored.scores == [[0.9], [0.2]]
         assert {r.model for r in app.state.requests} == {"qwen-prm"}
     finally:

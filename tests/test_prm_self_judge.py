@@ -1,6 +1,7 @@
 """The self-judging PRM against a scripted generator: P(Yes) normalised
 against P(No), one judge call per step with all of them in flight at once,
-prompts that share their prefix, and token accounting."""
+prompts that share their prefix, only new steps judged, and token accounting
+through the run's meter."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from ponder.core.generation import Generation, Prompt, Sample, Sampling, TokenLogprob
+from ponder.core.metering import Meter
+from ponder.core.scoring import Solution
 from ponder.prm.self_judge import NEUTRAL, TOP_LOGPROBS, SelfJudge
-from ponder.strategies.base import Generation, Prompt, Sample, Sampling
 
 # The judge's first-token alternatives, by a word in the step judged.
 GOOD = {"Yes": math.log(0.3), " yes": math.log(0.1), "No": math.log(0.1), "The": math.log(0.5)}
@@ -49,16 +52,16 @@ class BarrierJudge:
         if len(self.calls) == self.expected:
             self.everyone_here.set()
         await self.everyone_here.wait()
-        sample = Sample(text="Yes", token_ids=[1], finish_reason="length",
-                        top_logprobs=[self.answer(prompt)])
+        top = tuple(self.answer(prompt).items())
+        sample = Sample("Yes", [1], "length", logprobs=[TokenLogprob("Yes", top[0][1], top)])
         return Generation(prompt_tokens=prompt_tokens(prompt), samples=[sample])
 
 
 QUESTION = "What is 2 + 2, times 2?"
 SOLUTIONS = [
-    ["2 + 2 = 4 (good)", "then 4 * 2 = 9 (bad)", "so the answer is 9 (hmm)"],
-    [],
-    ["the answer is 8 (good)"],
+    Solution(("2 + 2 = 4 (good)", "then 4 * 2 = 9 (bad)", "so the answer is 9 (hmm)")),
+    Solution(()),
+    Solution(("the answer is 8 (good)",)),
 ]
 
 
@@ -93,8 +96,23 @@ async def test_prompts_of_one_solution_share_their_prefix() -> None:
     assert "so the answer is 9 (hmm)" in texts[-1]
 
 
-async def test_tokens_count_every_prompt_and_answer_token() -> None:
+async def test_steps_already_scored_are_not_judged_again() -> None:
+    judge = BarrierJudge(expected=1)
+    extended = Solution(SOLUTIONS[0].steps, known=(0.25, 0.5))
+    scored = await asyncio.wait_for(SelfJudge(judge).score(QUESTION, [extended]), 10)
+    assert len(judge.calls) == 1
+    assert judged_text(judge.calls[0][0]).endswith("Is step 3 correct? Answer Yes or No.")
+    assert scored.scores == [[0.25, 0.5, NEUTRAL]]
+
+
+async def test_the_run_meter_counts_every_prompt_and_answer_token() -> None:
     judge = BarrierJudge(expected=4)
-    scored = await asyncio.wait_for(SelfJudge(judge).score(QUESTION, SOLUTIONS), 10)
-    assert scored.tokens == sum(prompt_tokens(p) + 1 for p, _, _ in judge.calls)
-    assert scored.tokens > 4
+    meter = Meter()
+    scored = await asyncio.wait_for(
+        SelfJudge(meter.scoring_generator(judge)).score(QUESTION, SOLUTIONS), 10
+    )
+    assert scored.tokens == 0  # counted where they are spent, once
+    assert meter.usage.scoring_tokens == sum(prompt_tokens(p) + 1 for p, _, _ in judge.calls)
+    assert meter.usage.scoring_tokens > 4
+    assert meter.spent == 4  # the judge's answers count against the budget
+    assert meter.usage.completion_tokens == meter.usage.prompt_tokens == 0

@@ -11,6 +11,8 @@ import pytest
 from ponder.prm.arithmetic import Rejected, evaluate
 from ponder.prm.step_checker import NEUTRAL, StepChecker, check_step, find_claims
 
+from .fakes import as_solutions
+
 FAST_S = 0.5  # "well under a second", on a shared 2-core machine
 
 
@@ -130,7 +132,7 @@ def test_find_claims_reads_annotations_and_chains() -> None:
 
 
 async def test_step_checker_scores_every_step_and_reads_no_tokens() -> None:
-    solutions = [["2 + 2 = 4", "Then we are done.", "4 * 2 = 9"], [], ["10 / 4 = 2.5"]]
+    solutions = as_solutions(["2 + 2 = 4", "Then we are done.", "4 * 2 = 9"], [], ["10 / 4 = 2.5"])
     scored = await StepChecker().score("What is 2 + 2?", solutions)
     assert scored.scores == [[1.0, NEUTRAL, 0.0], [], [1.0]]
     assert scored.tokens == 0

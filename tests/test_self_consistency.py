@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from ponder.core.generation import Prompt, RequestRejected, Sampling
 from ponder.strategies import self_consistency
-from ponder.strategies.base import Prompt, RequestRejected, Sampling, Task
+from ponder.strategies.base import Task
 from ponder.strategies.prompts import COT_INSTRUCTION
 from ponder.strategies.reasoning import NoReasoning
 from ponder.strategies.voting import decided, leader_confidence
 
-from .fakes import RecordingEmitter, ScriptedGenerator, tokenize
+from .fakes import RecordingEmitter, ScriptedGenerator, execute, tokenize
 
 QUESTION = ({"role": "user", "content": "What is 2 + 3?"},)
 
@@ -28,7 +29,7 @@ def _config(**fields: object) -> self_consistency.Config:
 async def test_majority_answer_wins_and_every_token_counts() -> None:
     texts = ["2 plus 3 is 5.\nAnswer: 5", "Answer: 5", "I think 7.\nAnswer: 7", "no idea"]
     gen = ScriptedGenerator.of(*texts)
-    result = await self_consistency.run(_task(), gen, _config(n=4))
+    result = await execute(_task(), gen, _config(n=4))
     assert len(gen.calls) == 1 and gen.calls[0][1] == 4  # one fanned-out engine request
     assert result.content == result.answer == "5"
     assert result.votes == {"5": 2, "7": 1}  # "no idea" has no answer and does not vote
@@ -40,7 +41,7 @@ async def test_majority_answer_wins_and_every_token_counts() -> None:
 
 async def test_equivalent_answers_share_one_vote() -> None:
     gen = ScriptedGenerator.of("Answer: 1/2", "Answer: 0.5", "Answer: 2", "Answer: \\frac{1}{2}")
-    result = await self_consistency.run(_task(), gen, _config(n=4))
+    result = await execute(_task(), gen, _config(n=4))
     assert result.votes == {"1/2": 3, "2": 1}
     assert result.answer == "1/2"
 
@@ -48,21 +49,21 @@ async def test_equivalent_answers_share_one_vote() -> None:
 async def test_a_tie_goes_to_the_most_confident_sample() -> None:
     gen = ScriptedGenerator.of("Answer: 3", "Answer: 4")
     gen.logprobs = {"Answer: 3": -4.0, "Answer: 4": -1.0}
-    result = await self_consistency.run(_task(), gen, _config(n=2))
+    result = await execute(_task(), gen, _config(n=2))
     assert result.votes == {"3": 1, "4": 1}
     assert result.answer == "4"
 
 
 async def test_without_logprobs_a_tie_goes_to_the_answer_seen_first() -> None:
     gen = ScriptedGenerator.of("Answer: 3", "Answer: 4")
-    result = await self_consistency.run(_task(), gen, _config(n=2))
+    result = await execute(_task(), gen, _config(n=2))
     assert result.answer == "3"
 
 
 async def test_early_stop_aborts_once_the_leader_cannot_be_caught() -> None:
     long = "Let me think about this for a long while before answering. " * 4 + "Answer: 6"
     gen = ScriptedGenerator.of("Answer: 5", "Answer: 5", "Answer: 5", long, long)
-    result = await self_consistency.run(_task(), gen, _config(n=5, early_stop=True))
+    result = await execute(_task(), gen, _config(n=5, early_stop=True))
     assert result.stopped_early
     assert gen.closed_streams == 1
     assert result.answer == "5" and result.votes == {"5": 3}
@@ -72,12 +73,12 @@ async def test_early_stop_aborts_once_the_leader_cannot_be_caught() -> None:
     partial = sum(c.tokens for c in result.candidates[3:])
     assert partial > 0
     assert result.usage.completion_tokens == 3 * len(tokenize("Answer: 5")) + partial
-    assert result.extra["tokens_saved_estimate"] >= 0
+    assert result.tokens_saved_estimate >= 0
 
 
 async def test_no_early_stop_while_the_vote_is_open() -> None:
     gen = ScriptedGenerator.of("Answer: 5", "Answer: 6", "Answer: 5", "Answer: 6")
-    result = await self_consistency.run(_task(), gen, _config(n=4, early_stop=True))
+    result = await execute(_task(), gen, _config(n=4, early_stop=True))
     assert not result.stopped_early
     assert result.votes == {"5": 2, "6": 2}
 
@@ -87,8 +88,8 @@ async def test_confidence_rule_stops_earlier() -> None:
     # but P(leader ahead) = 15/16 >= 0.9.
     slow = "a b c d e f g h i j k l m n o p q r s t. Answer: 8"
     gen = ScriptedGenerator.of("Answer: 5", "Answer: 5", "Answer: 5", slow, slow, slow)
-    plain = await self_consistency.run(_task(), gen, _config(n=6, early_stop=True))
-    confident = await self_consistency.run(
+    plain = await execute(_task(), gen, _config(n=6, early_stop=True))
+    confident = await execute(
         _task(), gen, _config(n=6, early_stop=True, confidence=0.9)
     )
     assert not plain.stopped_early
@@ -108,7 +109,7 @@ def test_early_stop_arithmetic() -> None:
 @pytest.mark.parametrize(("style", "has_instruction"), [("cot", True), ("direct", False)])
 async def test_both_prompts(style: str, has_instruction: bool) -> None:
     gen = ScriptedGenerator.of("5")
-    result = await self_consistency.run(_task(), gen, _config(n=2, prompt=style))
+    result = await execute(_task(), gen, _config(n=2, prompt=style))
     sent = gen.calls[0][0].messages
     assert sent is not None
     assert sent[-1]["content"].endswith(COT_INSTRUCTION) is has_instruction
@@ -121,7 +122,7 @@ async def test_both_prompts(style: str, has_instruction: bool) -> None:
 async def test_streaming_sends_progress_before_the_answer() -> None:
     gen = ScriptedGenerator.of("Answer: 5", "Answer: 5", "Answer: 6")
     emitter = RecordingEmitter()
-    result = await self_consistency.run(_task(), gen, _config(n=3), emitter)
+    result = await execute(_task(), gen, _config(n=3), emitter)
     kinds = [kind for kind, _ in emitter.events]
     assert kinds[0] == "progress"
     assert kinds.count("progress") == 4  # the plan, then one line per sample
@@ -132,5 +133,5 @@ async def test_streaming_sends_progress_before_the_answer() -> None:
 
 async def test_temperature_zero_is_refused() -> None:
     with pytest.raises(RequestRejected) as caught:
-        await self_consistency.run(_task(temperature=0), ScriptedGenerator.of("1"), _config(n=4))
+        await execute(_task(temperature=0), ScriptedGenerator.of("1"), _config(n=4))
     assert caught.value.param == "temperature"

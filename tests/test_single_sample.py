@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from ponder.core.generation import Prompt, Sampling
 from ponder.strategies import cot, none
-from ponder.strategies.base import Prompt, Sampling, Task
+from ponder.strategies.base import Task
 from ponder.strategies.prompts import COT_INSTRUCTION
 from ponder.strategies.reasoning import NoReasoning
 
-from .fakes import RecordingEmitter, ScriptedGenerator
+from .fakes import RecordingEmitter, ScriptedGenerator, execute
 
 MESSAGES = ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 6 - 18?"})
 
@@ -18,7 +19,7 @@ def _task(max_tokens: int | None = None) -> Task:
 
 async def test_none_sends_the_messages_as_they_are() -> None:
     gen = ScriptedGenerator.of("It is -12.")
-    result = await none.run(_task(), gen, none.Config())
+    result = await execute(_task(), gen, none.Config())
     prompt, n, _ = gen.calls[0]
     assert prompt.messages == MESSAGES and n == 1
     assert result.content == "It is -12."
@@ -30,24 +31,24 @@ async def test_none_sends_the_messages_as_they_are() -> None:
 
 async def test_cot_adds_the_instruction_to_the_last_user_message() -> None:
     gen = ScriptedGenerator.of("6 minus 18 is -12.\nAnswer: -12")
-    result = await cot.run(_task(), gen, cot.Config())
+    result = await execute(_task(), gen, cot.Config())
     prompt = gen.calls[0][0]
     assert prompt.messages is not None
     assert prompt.messages[0] == MESSAGES[0]
     assert prompt.messages[1]["content"].endswith(COT_INSTRUCTION)
     assert result.content == "-12"
     assert result.reasoning == "6 minus 18 is -12.\n"
-    # Tokens: "6", " minus", " 18", " is", " -", "12", ".", "\nAnswer", ":",
-    # " -", "12". The reasoning takes the tokens it needs to cover its text:
-    # the first eight, the last of which also starts the marker.
+    # Tokens: "6", " minus", " 18", " is", " -", "12", ".", "\n", "Answer",
+    # ":", " -", "12". The reasoning takes the tokens it needs to cover its
+    # text: the first eight.
     assert result.usage.reasoning_tokens == 8
-    assert result.usage.completion_tokens == 11
+    assert result.usage.completion_tokens == 12
 
 
 async def test_cot_streams_reasoning_then_content() -> None:
     gen = ScriptedGenerator.of("First, 6 - 18 = -12.\nAnswer: -12")
     emitter = RecordingEmitter()
-    result = await cot.run(_task(), gen, cot.Config(), emitter)
+    result = await execute(_task(), gen, cot.Config(), emitter)
     kinds = [kind for kind, _ in emitter.events]
     assert kinds.index("content") > max(i for i, k in enumerate(kinds) if k == "reasoning")
     assert emitter.text("reasoning") == result.reasoning
@@ -57,7 +58,7 @@ async def test_cot_streams_reasoning_then_content() -> None:
 
 async def test_token_cap_reports_length() -> None:
     gen = ScriptedGenerator.of("one two three four five")
-    result = await none.run(_task(max_tokens=3), gen, none.Config())
+    result = await execute(_task(max_tokens=3), gen, none.Config())
     assert result.finish_reason == "length"
     assert result.content == "one two three"
     assert result.usage.completion_tokens == 3

@@ -1,4 +1,4 @@
-"""Step splitting and the four ways to fold step scores into one."""
+"""The four ways to fold step scores into one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import math
 import pytest
 
 from ponder.prm.aggregate import aggregate
-from ponder.prm.base import split_steps
 
 SCORES = [0.9, 0.5, 0.8]
 
@@ -30,13 +29,3 @@ def test_aggregate_rejects_unknown_mode() -> None:
     with pytest.raises(ValueError, match="unknown aggregation 'max'"):
         aggregate(SCORES, "max")  # type: ignore[arg-type]
 
-
-def test_split_steps_drops_empty_and_strips() -> None:
-    text = "\n\nFirst, 2 + 2 = 4.\n\n\n\n  \n\nThen 4 * 3 = 12.\nSo 12.\n\n"
-    assert split_steps(text) == ["First, 2 + 2 = 4.", "Then 4 * 3 = 12.\nSo 12."]
-
-
-def test_split_steps_without_delimiter_is_one_step() -> None:
-    assert split_steps("The answer is 7.") == ["The answer is 7."]
-    assert split_steps("") == []
-    assert split_steps("a ## b ## ", delimiter="##") == ["a", "b"]

@@ -1,0 +1,15 @@
+"""The engine-neutral contract that strategies, reward models and the server
+share. Imports flow one way: ``core`` imports nothing of ponder's;
+``prm`` imports ``core``; ``strategies`` import ``core`` and ``prm``; the
+server imports them all.
+
+* :mod:`~ponder.core.generation`: prompts (rendered once, continued by token
+  ids), sampling settings, samples with their stop reason and log-probabilities,
+  the :class:`~ponder.core.generation.Generator` protocol, the request error.
+* :mod:`~ponder.core.steps`: what a reasoning step is, for the search that
+  generates one step at a time and for the verifier that scores them.
+* :mod:`~ponder.core.scoring`: the one interface every step scorer keeps, from
+  a learned process reward model to the model's own confidence.
+* :mod:`~ponder.core.metering`: usage and budgets over every engine and scorer
+  call a strategy run makes, however many rounds it takes.
+"""

@@ -1,0 +1,71 @@
+"""The one interface every step scorer keeps.
+
+A process reward model (PRM) gives each step of a candidate solution a score
+in [0, 1]. Learned PRMs, the rule-based step checker, the served model
+judging itself and the reward-free confidence scorers are all the same thing
+to a strategy: ``await scorer.score(question, solutions)``, every candidate
+in one call, so a model-backed scorer can batch them in its engine.
+
+Scores are causal: a step's score depends on the question and the steps up to
+it, never on what follows. That is what lets a search pass a beam's known
+scores along (``Solution.known``) and pay only for the new step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ponder.core.generation import Generator, TokenLogprob
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A candidate as a scorer sees it."""
+
+    steps: tuple[str, ...]
+    known: tuple[float, ...] = ()
+    """Scores of the first ``len(known)`` steps, already computed (a search
+    node's parent): a scorer may return them as they are and score only the
+    rest."""
+    logprobs: tuple[tuple[TokenLogprob, ...], ...] | None = None
+    """Each step's generated tokens, for scorers that read the model's own
+    confidence; None when the sample carries none."""
+
+    @property
+    def new_steps(self) -> tuple[str, ...]:
+        return self.steps[len(self.known) :]
+
+
+@dataclass
+class StepScores:
+    scores: list[list[float]]
+    """Per candidate, one score in [0, 1] per step (empty for a candidate
+    without steps)."""
+    tokens: int
+    """Tokens the scorer read (or generated, judging), reported as
+    ``usage.scoring_tokens``."""
+
+
+class ProcessRewardModel(Protocol):
+    reads_logprobs: int | None
+    """None: the scorer reads text only. k >= 0: it reads each step's token
+    log-probabilities, with the k best alternatives at each position, which the
+    strategy must then ask the generator for."""
+
+    async def score(self, question: str, solutions: Sequence[Solution]) -> StepScores:
+        """Score every step of every candidate solution to ``question`` in one
+        call."""
+        ...
+
+
+ScorerFactory = Callable[[Generator], ProcessRewardModel]
+"""Builds one run's scorer from the generator it may judge with: the run's
+metered generator, so what a judging scorer generates is charged to the run.
+Scorers that generate nothing return one shared instance."""
+
+
+def shared(scorer: ProcessRewardModel) -> ScorerFactory:
+    """The factory of a scorer that every run uses as it is."""
+    return lambda _generator: scorer
