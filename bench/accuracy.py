@@ -24,6 +24,12 @@ from ponder.bench.problems import Problem
 from ponder.strategies.answers import answers_equivalent, extract_answer
 
 SAMPLE_TEMPERATURE = 0.7  # as in the model's measured table (shared/ENGINE-NOTES.md)
+SEARCH_SHAPES = {4: 2, 16: 4}
+"""Continuations per round N -> expand: beam search keeps N / expand lines,
+DVTS grows N / expand subtrees."""
+SEARCH_DELIMITER = "\n"
+"""The embedded model writes a step per line, seldom a blank line between."""
+SEARCH_MAX_STEPS = 8
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,27 @@ def default_runs(ns: Sequence[int] = (1, 2, 4, 8, 16),
                          "prompt": "direct"}, SAMPLE_TEMPERATURE)
                 for n in bon_ns
             ]
+    runs += search_runs("step-checker")
+    return runs
+
+
+def search_runs(prm: str, prompts: Sequence[str] = ("direct", "cot")) -> list[RunSpec]:
+    """beam_search and dvts at N = 4 and 16 continuations per round, beside
+    best_of_n at the same N with the same scorer and prompt."""
+    runs = []
+    for prompt in prompts:
+        suffix = "" if prompt == "direct" else f"-{prompt}"
+        common = {"prm": prm, "prompt": prompt}
+        search = {**common, "step_delimiter": SEARCH_DELIMITER, "max_steps": SEARCH_MAX_STEPS}
+        for n, expand in SEARCH_SHAPES.items():
+            if prompt != "direct":  # best_of_n with the direct prompt is in the default grid
+                runs.append(RunSpec(f"bon-{prm}{suffix}@{n}", {"name": "best_of_n", "n": n,
+                                    **common}, SAMPLE_TEMPERATURE))
+            runs.append(RunSpec(f"beam-{prm}{suffix}@{n}", {
+                "name": "beam_search", "beam_width": n // expand, "expand": expand, **search},
+                SAMPLE_TEMPERATURE))
+            runs.append(RunSpec(f"dvts-{prm}{suffix}@{n}", {
+                "name": "dvts", "n": n, "expand": expand, **search}, SAMPLE_TEMPERATURE))
     return runs
 
 
@@ -68,6 +95,9 @@ class RunResult:
     any_correct: list[bool] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     scoring_tokens: list[int] = field(default_factory=list)
+    prompt_tokens: list[int] = field(default_factory=list)
+    cached_tokens: list[int] = field(default_factory=list)
+    latency_s: list[float] = field(default_factory=list)
     errors: int = 0
     wall_s: float = 0.0
 
@@ -84,6 +114,10 @@ class RunResult:
             "pass_at_n": round(sum(self.any_correct) / count, 4) if count else 0.0,
             "mean_tokens": round(sum(self.tokens) / count, 1) if count else 0.0,
             "mean_scoring_tokens": round(sum(self.scoring_tokens) / count, 1) if count else 0.0,
+            "mean_prompt_tokens": round(sum(self.prompt_tokens) / count, 1) if count else 0.0,
+            # Of every engine call's prompt tokens, those the prefix cache served.
+            "cache_hit_rate": round(sum(self.cached_tokens) / max(1, sum(self.prompt_tokens)), 4),
+            "mean_latency_s": round(sum(self.latency_s) / count, 2) if count else 0.0,
             "errors": self.errors,
             "wall_s": round(self.wall_s, 1),
         }
@@ -140,6 +174,7 @@ async def measure(base_url: str, model: str, runs: Sequence[RunSpec],
             async def one(index: int, problem: Problem, run: RunSpec = run,
                           result: RunResult = result, bar: tqdm = bar) -> None:
                 async with gate:
+                    asked = time.perf_counter()
                     try:
                         body = await _ask(client, model, run, problem, seed=index,
                                           max_tokens=max_tokens)
@@ -151,8 +186,12 @@ async def measure(base_url: str, model: str, runs: Sequence[RunSpec],
                 result.correct.append(answer is not None and answers_equivalent(answer, problem.answer))
                 result.any_correct.append(
                     any(c is not None and answers_equivalent(c, problem.answer) for c in candidates))
-                result.tokens.append(body["usage"]["completion_tokens"])
-                result.scoring_tokens.append(body["usage"].get("scoring_tokens", 0))
+                usage = body["usage"]
+                result.latency_s.append(time.perf_counter() - asked)
+                result.tokens.append(usage["completion_tokens"])
+                result.scoring_tokens.append(usage.get("scoring_tokens", 0))
+                result.prompt_tokens.append(usage["prompt_tokens"])
+                result.cached_tokens.append(usage["prompt_tokens_details"]["cached_tokens"])
                 bar.update()
 
             start = time.perf_counter()
@@ -165,29 +204,45 @@ async def measure(base_url: str, model: str, runs: Sequence[RunSpec],
 
 
 def print_table(summaries: Sequence[dict[str, Any]]) -> None:
-    print(f"{'run':24}{'accuracy':>10}{'95% CI':>16}{'pass@n':>9}{'tokens':>9}"
-          f"{'scoring':>9}{'wall s':>9}")
+    print(f"{'run':28}{'accuracy':>10}{'95% CI':>16}{'pass@n':>9}{'tokens':>9}"
+          f"{'scoring':>9}{'cached':>8}{'latency':>9}{'wall s':>9}")
     for s in summaries:
         ci = f"{s['ci95'][0]:.2f}-{s['ci95'][1]:.2f}"
-        print(f"{s['run']:24}{s['accuracy']:>10.3f}{ci:>16}{s['pass_at_n']:>9.3f}"
-              f"{s['mean_tokens']:>9.0f}{s['mean_scoring_tokens']:>9.0f}{s['wall_s']:>9.0f}")
+        print(f"{s['run']:28}{s['accuracy']:>10.3f}{ci:>16}{s['pass_at_n']:>9.3f}"
+              f"{s['mean_tokens']:>9.0f}{s['mean_scoring_tokens']:>9.0f}"
+              f"{s['cache_hit_rate']:>8.0%}{s['mean_latency_s']:>9.1f}{s['wall_s']:>9.0f}")
 
 
 def plot(summaries: Sequence[dict[str, Any]], path: Path, title: str) -> None:
+    """Accuracy against generated tokens and against each request's latency,
+    side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(10, 6))
+    figure, (by_tokens, by_time) = plt.subplots(1, 2, figsize=(16, 6), sharey=True)
     families: dict[str, list[dict[str, Any]]] = {}
     for s in summaries:
         families.setdefault(s["run"].split("@")[0], []).append(s)
+    _panel(by_tokens, families, "mean_tokens",
+           "generated tokens per problem (log scale; families nudged apart)")
+    _panel(by_time, families, "mean_latency_s", "seconds per problem (request latency, log scale)")
+    by_tokens.set_ylabel("accuracy (%), 95% CI")
+    figure.suptitle(title)
+    by_time.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _panel(axes: Any, families: dict[str, list[dict[str, Any]]], x_key: str, label: str) -> None:
     for rank, (family, points) in enumerate(families.items()):
-        points.sort(key=lambda s: s["mean_tokens"])
+        points = sorted(points, key=lambda s: s[x_key])
         # Runs over the same samples cost the same tokens: nudge each family
         # sideways by 1.5% so their error bars do not hide one another.
-        xs = [max(p["mean_tokens"], 1) * 1.015**rank for p in points]
+        xs = [max(p[x_key], 0.01) * 1.015**rank for p in points]
         ys = [100 * p["accuracy"] for p in points]
         errors = [[100 * (p["accuracy"] - p["ci95"][0]) for p in points],
                   [100 * (p["ci95"][1] - p["accuracy"]) for p in points]]
@@ -201,12 +256,5 @@ def plot(summaries: Sequence[dict[str, Any]], path: Path, title: str) -> None:
                 axes.annotate(p["run"].split("@")[1], (x, y), textcoords="offset points",
                               xytext=(4, 4), fontsize=7)
     axes.set_xscale("log")
-    axes.set_xlabel("generated tokens per problem (log scale; families nudged apart)")
-    axes.set_ylabel("accuracy (%), 95% CI")
-    axes.set_title(title)
+    axes.set_xlabel(label)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)

@@ -108,6 +108,22 @@ class Sample:
             return -math.inf
         return self.cumulative_logprob / len(self.token_ids)
 
+    def followed_by(self, more: Sample) -> Sample:
+        """This sample, continued by ``more`` (generated from its token ids):
+        one sample, ended as ``more`` ended."""
+        cumulative = (
+            None if self.cumulative_logprob is None or more.cumulative_logprob is None
+            else self.cumulative_logprob + more.cumulative_logprob
+        )
+        logprobs = (
+            None if self.logprobs is None or more.logprobs is None
+            else self.logprobs + more.logprobs
+        )
+        return Sample(
+            self.text + more.text, [*self.token_ids, *more.token_ids], more.stop_reason,
+            more.stop_string, cumulative, logprobs,
+        )
+
 
 @dataclass
 class Generation:

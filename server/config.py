@@ -69,7 +69,9 @@ class Settings(BaseSettings):
     )
     max_choices: int = Field(8, ge=1, description="Cap on a request's `n` (independent choices).")
     max_samples: int = Field(
-        64, ge=1, description="Cap on the samples one strategy run may draw (its own `n`)."
+        256, ge=1,
+        description="Cap on the samples one strategy run may draw: its `n`, or for a search "
+        "the continuations of every round (width x expand x max_steps).",
     )
     max_concurrent_requests: int = Field(
         64, ge=1,

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from ponder.core.generation import Generator
 from ponder.core.metering import Budget, Meter
-from ponder.strategies import best_of_n, cot, none, self_consistency
+from ponder.strategies import beam_search, best_of_n, cot, dvts, none, self_consistency
 from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task
 
 RunFn = Callable[[Task, Generator, Any, Emitter | None], Awaitable[StrategyResult]]
@@ -56,7 +56,7 @@ def _strategy(module: Any) -> Strategy:
     return Strategy(name=name, config=module.Config, run=module.run, summary=summary)
 
 
-_MODULES = (none, cot, self_consistency, best_of_n)
+_MODULES = (none, cot, self_consistency, best_of_n, beam_search, dvts)
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in map(_strategy, _MODULES)}
 
 StrategyConfigUnion = Annotated[

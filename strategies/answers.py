@@ -76,6 +76,13 @@ def extract_answer(text: str, answer_format: AnswerFormat = "auto") -> str | Non
     return _extract_auto(text)
 
 
+def states_final_answer(text: str) -> bool:
+    """Whether ``text`` gives its final answer the way a solution ends ("Answer:
+    12", "the answer is 12", "\\boxed{12}"): a step-level search takes a
+    solution as complete there."""
+    return _marked(text) is not None or _last_boxed(text) is not None
+
+
 def answers_equivalent(a: str, b: str, answer_format: AnswerFormat = "auto") -> bool:
     key_a, key_b = _key_of(a, answer_format), _key_of(b, answer_format)
     if key_a == key_b:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -63,12 +63,18 @@ class TreeNode:
     id: int
     parent: int | None
     """None for a first step (its parent is the prompt)."""
+    subtree: int
+    """Which independent subtree it grew in (DVTS); 0 in a beam search."""
     depth: int
     step: str
     step_score: float | None
-    score: float | None
+    score: float
     """The aggregated score of the partial solution ending here."""
-    status: Literal["kept", "pruned", "completed"]
+    kept: bool
+    """Among the best of its round (else pruned there)."""
+    completed: bool
+    """The solution ends here (end of sequence, a final answer, or its
+    token limit)."""
     answer: str | None = None
 
 

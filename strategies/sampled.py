@@ -43,7 +43,7 @@ class SampledAnswers:
             self.answer_of(index, sample)
         return self._splits[index]
 
-    def _reasoning_tokens(self, index: int, sample: Sample) -> int:
+    def reasoning_tokens(self, index: int, sample: Sample) -> int:
         """Tokens before the answer; all of a sample whose trace is its whole
         text (the direct prompt, where only the extracted answer is shown)."""
         split = self._split(index, sample)
@@ -62,7 +62,7 @@ class SampledAnswers:
             content=answer if answer is not None else split.content,
             reasoning=split.reasoning or chosen_sample.text or None,
             finish_reason="length" if chosen_sample.finish_reason == "length" else "stop",
-            reasoning_tokens=sum(self._reasoning_tokens(i, s) for i, s in enumerate(samples)),
+            reasoning_tokens=sum(self.reasoning_tokens(i, s) for i, s in enumerate(samples)),
             answer=answer,
             candidates=candidates,
         )

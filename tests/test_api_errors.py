@@ -4,13 +4,13 @@ no traceback, and the engine still serves the next request."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import openai
 import pytest
 
 from .conftest import Server
+from .probes import running_requests, wait_idle
 
 QUESTION = [{"role": "user", "content": "Say hi."}]
 VALID = {"model": "smollm2", "messages": QUESTION, "max_tokens": 4}
@@ -96,33 +96,6 @@ def test_api_key_is_required_on_v1_but_not_on_health(server: Server) -> None:
         unauthorised.models.list()
 
 
-def _gauge(http: httpx.Client, name: str) -> float:
-    for line in http.get("/metrics").text.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    raise AssertionError(f"no {name} in /metrics")
-
-
-def _running_requests(http: httpx.Client) -> float:
-    return _gauge(http, "ponder_engine_unfinished_requests")
-
-
-def _requests_in_flight(http: httpx.Client) -> float:
-    return _gauge(http, "ponder_requests_in_flight")
-
-
-def _wait_idle(http: httpx.Client, timeout: float = 10) -> float:
-    """Engine requests still running once the server has let go of every
-    request (its admission slot included), or after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while (
-        (running := _running_requests(http)) or _requests_in_flight(http)
-    ) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _requests_in_flight(http) == 0
-    return running
-
-
 def test_a_streaming_client_that_leaves_stops_its_generation(
     server: Server, http: httpx.Client
 ) -> None:
@@ -132,9 +105,9 @@ def test_a_streaming_client_that_leaves_stops_its_generation(
                       headers=server.headers(), timeout=60) as response:
         for count, _ in enumerate(response.iter_lines()):
             if count == 6:
-                assert _running_requests(http) >= 1
+                assert running_requests(http) >= 1
                 break
-    assert _wait_idle(http) == 0
+    assert wait_idle(http) == 0
 
 
 async def test_a_non_streaming_client_that_leaves_stops_its_generation(
@@ -145,10 +118,10 @@ async def test_a_non_streaming_client_that_leaves_stops_its_generation(
         task = asyncio.create_task(session.post("/v1/chat/completions", json=body, timeout=60))
         for _ in range(100):
             await asyncio.sleep(0.1)
-            if _running_requests(http):
+            if running_requests(http):
                 break
-        assert _running_requests(http) >= 1
+        assert running_requests(http) >= 1
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert _wait_idle(http) == 0
+    assert wait_idle(http) == 0

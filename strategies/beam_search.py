@@ -1,0 +1,41 @@
+"""``beam_search``: step-level beam search guided by a process reward model
+(Snell et al. 2024; search-and-learn). Each round every kept partial
+solution gets ``expand`` continuations of one step, the scorer scores every
+new step in one batch, and the best ``beam_width`` partial solutions live on;
+the best complete solution answers (the vote among equally scored ones
+breaks ties).
+
+It spends compute where the scorer sees promise, step by step, instead of on
+whole solutions that went wrong early: on hard problems the best use of a
+fixed budget. With no PRM configured, a reward-free scorer (`mean-logprob`)
+guides it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ponder.core.generation import Generator
+from ponder.strategies.base import Emitter, StrategyResult, Task
+from ponder.strategies.search import SearchConfig, run_search
+
+
+class Config(SearchConfig):
+    name: Literal["beam_search"] = "beam_search"
+    beam_width: int = Field(4, ge=1, le=64, description="Partial solutions kept each round.")
+    expand: int = Field(
+        4, ge=1, le=64, description="Continuations of one step drawn for each kept solution."
+    )
+
+    @property
+    def max_samples(self) -> int:
+        return self.beam_width * self.expand * self.max_steps
+
+
+async def run(
+    task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
+) -> StrategyResult:
+    shape = cfg.shape(subtrees=1, width=cfg.beam_width, expand=cfg.expand)
+    return await run_search(task, gen, shape, cfg.prm, emit)

@@ -1,0 +1,367 @@
+"""Step-level search guided by a step scorer: what ``beam_search`` and
+``dvts`` share.
+
+A node is a partial solution. It keeps its steps as token ids, which the
+next expansion sends after the rendered prompt (exactly what the engine
+generated and has cached, so every expansion of a node is a prefix-cache
+hit), and as text, which the scorer reads. Each round:
+
+1. expand: every live node kept last round gets ``expand`` continuations of
+   ONE step, in one engine request with ``n=expand``; all nodes at once. The
+   first round expands the prompt once for every slot, in one request.
+2. score: every new node in one batched scorer call. A node passes its
+   parent's step scores along, so a causal scorer pays for the new step only.
+3. keep: in each subtree, the best ``width`` of its new nodes and of the
+   completed nodes it kept before. A completed node holds its slot, so a
+   subtree's search ends when all the nodes it keeps are complete.
+
+Beam search is one subtree of width ``beam_width``; DVTS is ``n / expand``
+subtrees of width one, so its lines of reasoning cannot collapse onto one. A
+node is complete at the model's end of sequence, at a step that states the
+final answer, at its token limit, or at one of the request's stop strings;
+the last round allowed by ``max_steps`` generates every solution to its end.
+When the budget runs out the generator returns nothing more and the search
+answers with what it has: the best complete solution, else the best partial.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from pydantic import Field
+
+from ponder.core.generation import Generator, Prompt, Sample, Sampling, StopReason, TokenLogprob
+from ponder.core.scoring import ProcessRewardModel, Solution
+from ponder.core.steps import STEP_DELIMITER, StepSpec
+from ponder.prm.aggregate import Aggregate, aggregate
+from ponder.strategies.answers import AnswerFormat, states_final_answer
+from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task, TreeNode
+from ponder.strategies.fanout import check_distinct
+from ponder.strategies.prompts import PromptStyle, apply_prompt, splitter_for
+from ponder.strategies.sampled import SampledAnswers
+from ponder.strategies.selection import select
+from ponder.strategies.voting import VoteBook
+
+
+class SearchConfig(StrategyConfig):
+    """The parameters beam search and DVTS share."""
+
+    max_steps: int = Field(
+        10, ge=1, le=64,
+        description="Rounds at most; the last one generates every solution to its end.",
+    )
+    step_delimiter: str = Field(
+        STEP_DELIMITER, min_length=1, max_length=32,
+        description="Where a step ends (a stop string); default a blank line.",
+    )
+    prm: str | None = Field(
+        None, description="Step scorer: a configured PRM, or a reward-free one such as "
+        "`mean-logprob` (default: the server's PRM).",
+    )
+    aggregate: Aggregate = Field("min", description="Step scores to one solution score.")
+    weighted_vote: bool = Field(
+        False, description="Answer with the answer whose complete solutions carry the most "
+        "score in total, instead of the best solution's.",
+    )
+    prompt: PromptStyle = Field("cot", description="`cot` or `direct`, as for self_consistency.")
+    answer: AnswerFormat = Field("auto", description="How to extract each solution's answer.")
+
+    def shape(self, subtrees: int, width: int, expand: int) -> SearchShape:
+        return SearchShape(
+            subtrees=subtrees, width=width, expand=expand, max_steps=self.max_steps,
+            steps=StepSpec(self.step_delimiter), aggregate=self.aggregate,
+            weighted_vote=self.weighted_vote, prompt=self.prompt, answer=self.answer,
+        )
+
+
+MAX_BLANK_STEPS = 3
+"""Whitespace-only steps a sample may go past before it is dropped."""
+
+
+@dataclass(frozen=True)
+class SearchShape:
+    subtrees: int
+    width: int
+    """Nodes each subtree keeps per round."""
+    expand: int
+    """Continuations drawn for each kept node."""
+    max_steps: int
+    steps: StepSpec
+    aggregate: Aggregate
+    weighted_vote: bool
+    prompt: PromptStyle
+    answer: AnswerFormat
+
+
+@dataclass(eq=False)
+class Node:
+    id: int
+    parent: Node | None
+    subtree: int
+    step: str
+    """This step's text, as generated."""
+    token_ids: tuple[int, ...]
+    """The whole partial solution's."""
+    text: str
+    steps: tuple[str, ...]
+    step_logprobs: tuple[tuple[TokenLogprob, ...], ...] | None
+    cumulative_logprob: float
+    stop_reason: StopReason
+    completed: bool
+    step_scores: tuple[float, ...] = ()
+    score: float = 0.0
+    kept: bool = False
+
+    @property
+    def depth(self) -> int:
+        return 1 if self.parent is None else self.parent.depth + 1
+
+    @property
+    def new_tokens(self) -> int:
+        return len(self.token_ids) - (0 if self.parent is None else len(self.parent.token_ids))
+
+    @property
+    def confidence(self) -> float:
+        """Mean log-probability of the solution's tokens: what breaks ties."""
+        return self.cumulative_logprob / len(self.token_ids) if self.token_ids else -math.inf
+
+    def solution(self) -> Solution:
+        known = () if self.parent is None else self.parent.step_scores
+        return Solution(self.steps, known=known, logprobs=self.step_logprobs)
+
+    def as_sample(self) -> Sample:
+        """A partial solution reads as one cut short."""
+        return Sample(self.text, self.token_ids, self.stop_reason if self.completed else "length",
+                      cumulative_logprob=self.cumulative_logprob)
+
+
+class Search:
+    """One search: its nodes, and the rounds that grow them."""
+
+    def __init__(
+        self, task: Task, gen: Generator, scorer: ProcessRewardModel, shape: SearchShape
+    ) -> None:
+        check_distinct(shape.expand, task.sampling)
+        self.task, self.gen, self.scorer, self.shape = task, gen, scorer, shape
+        self.sampling = replace(
+            task.sampling, logprobs=True,
+            top_logprobs=max(task.sampling.top_logprobs, scorer.reads_logprobs or 0),
+        )
+        self.nodes: list[Node] = []
+        self.beams: list[list[Node]] = [[] for _ in range(shape.subtrees)]
+        self._ids = itertools.count()
+        self._samples_drawn = 0
+
+    async def run(self, emit: Emitter | None) -> None:
+        prompt = await self.gen.render(apply_prompt(self.task.prompt, self.shape.prompt))
+        shape = self.shape
+        # The prompt fills every slot of every subtree in the first round.
+        frontier: list[tuple[Node | None, int]] = [
+            (None, subtree) for subtree in range(shape.subtrees) for _ in range(shape.width)
+        ]
+        for round_index in range(shape.max_steps):
+            last_round = round_index == shape.max_steps - 1
+            children = await self._expand(prompt, frontier, last_round)
+            if not children:
+                break  # nothing more could be generated: the budget is spent
+            scored = await self.scorer.score(
+                self.task.question, [child.solution() for child in children]
+            )
+            for child, step_scores in zip(children, scored.scores):
+                child.step_scores = tuple(step_scores)
+                child.score = aggregate(step_scores, shape.aggregate)
+            self._keep(children)
+            frontier = [(n, n.subtree) for beam in self.beams for n in beam if not n.completed]
+            if emit is not None:
+                await emit.progress(self._progress(round_index + 1, len(frontier)))
+            if not frontier:
+                break
+
+    async def _expand(
+        self, prompt: Prompt, frontier: Sequence[tuple[Node | None, int]], last_round: bool
+    ) -> list[Node]:
+        """One engine request per distinct node of the frontier, all at once;
+        a node that fills several slots (the prompt, in the first round) asks
+        for all their continuations in that one request."""
+        slots: dict[int, tuple[Node | None, list[int]]] = {}
+        for node, subtree in frontier:
+            slots.setdefault(id(node), (node, []))[1].append(subtree)
+        requests = []
+        for node, subtrees in slots.values():
+            n = len(subtrees) * self.shape.expand
+            requests.append(self._continue(prompt, node, n, last_round))
+        generations = await asyncio.gather(*requests)
+        children = []
+        for (node, subtrees), samples in zip(slots.values(), generations):
+            for index, sample in enumerate(samples):
+                if self._adds_something(sample):
+                    children.append(self._child(node, subtrees[index // self.shape.expand], sample))
+        return children
+
+    def _adds_something(self, sample: Sample) -> bool:
+        """Not empty (the budget ran out before it began), and not a blank
+        step (the same solution again, which could only repeat itself)."""
+        if not sample.token_ids:
+            return False
+        return bool(sample.text.strip()) or not self.shape.steps.ends_step(sample)
+
+    async def _continue(
+        self, prompt: Prompt, node: Node | None, n: int, last_round: bool
+    ) -> list[Sample]:
+        sampling = self.sampling
+        if sampling.max_tokens is not None and node is not None:
+            sampling = replace(sampling, max_tokens=sampling.max_tokens - len(node.token_ids))
+        if sampling.seed is not None:
+            # Every sample of the search gets its own seed: seed, seed + 1, ...
+            sampling = replace(sampling, seed=sampling.seed + self._samples_drawn)
+        self._samples_drawn += n
+        if not last_round:
+            sampling = self.shape.steps.one_step(sampling)
+        continued = prompt if node is None else prompt.continued(node.token_ids)
+        samples = (await self.gen.generate(continued, n, sampling)).samples
+        return list(await asyncio.gather(*(
+            self._past_blank_lines(continued, sample, sampling) for sample in samples
+        )))
+
+    async def _past_blank_lines(self, prompt: Prompt, sample: Sample, sampling: Sampling) -> Sample:
+        """A step that is only whitespace ("\n" when the delimiter is one
+        newline and the model writes a blank line) is no step: the sample
+        goes on from it, so every round adds a real one."""
+        for _ in range(MAX_BLANK_STEPS):
+            if sample.text.strip() or not self.shape.steps.ends_step(sample):
+                break
+            if sampling.max_tokens is not None:
+                sampling = replace(sampling, max_tokens=sampling.max_tokens - sample.num_tokens)
+                if sampling.max_tokens <= 0:
+                    break
+            if sampling.seed is not None:
+                sampling = replace(sampling, seed=sampling.seed + self._samples_drawn)
+                self._samples_drawn += 1
+            more = await self.gen.generate(prompt.continued(sample.token_ids), 1, sampling)
+            sample = sample.followed_by(more.samples[0])
+        return sample
+
+    def _child(self, parent: Node | None, subtree: int, sample: Sample) -> Node:
+        steps = self.shape.steps
+        text = sample.text
+        if sample.stop_string in self.task.sampling.stop and not self.task.sampling.include_stop:
+            text = text.removesuffix(sample.stop_string or "")  # the request's own stop string
+        new = steps.solution(text, sample.logprobs)
+        before = "" if parent is None else parent.text
+        capped = self.sampling.max_tokens is not None and (
+            len(sample.token_ids) + (0 if parent is None else len(parent.token_ids))
+            >= self.sampling.max_tokens
+        )
+        node = Node(
+            id=next(self._ids),
+            parent=parent,
+            subtree=subtree,
+            step=text,
+            token_ids=(() if parent is None else parent.token_ids) + tuple(sample.token_ids),
+            text=before + text,
+            steps=(() if parent is None else parent.steps) + new.steps,
+            step_logprobs=_joined(parent, new.logprobs),
+            cumulative_logprob=(0.0 if parent is None else parent.cumulative_logprob)
+            + (sample.cumulative_logprob or 0.0),
+            stop_reason=sample.stop_reason,
+            completed=capped or not steps.ends_step(sample) or states_final_answer(text),
+        )
+        self.nodes.append(node)
+        return node
+
+    def _keep(self, children: list[Node]) -> None:
+        for subtree, beam in enumerate(self.beams):
+            pool = [n for n in beam if n.completed] + [c for c in children if c.subtree == subtree]
+            pool.sort(key=lambda n: (n.score, n.confidence, -n.id), reverse=True)
+            self.beams[subtree] = pool[: self.shape.width]
+            for node in self.beams[subtree]:
+                node.kept = True
+
+    def _progress(self, depth: int, alive: int) -> str:
+        complete = sum(n.completed and n.kept for n in self.nodes)
+        best = max((n for beam in self.beams for n in beam), key=lambda n: n.score)
+        leading = SampledAnswers(
+            splitter_for(self.shape.prompt, self.task.splitter), self.shape.answer, self.gen
+        ).answer_of(0, best.as_sample())
+        return (
+            f"Step {depth}: {alive} line(s) alive, {complete} complete; best score "
+            f"{best.score:.2f}, leading answer {leading!r}.\n"
+        )
+
+    def finals(self) -> list[Node]:
+        """The solutions to choose from: the whole ones (not cut at a token
+        limit) that the search kept; else any whole one; else what the
+        search holds at its end, partial or cut."""
+        whole = [n for n in self.nodes if n.completed and n.stop_reason != "length"]
+        return [n for n in whole if n.kept] or whole or [n for beam in self.beams for n in beam]
+
+
+async def run_search(
+    task: Task, gen: Generator, shape: SearchShape, prm: str | None, emit: Emitter | None
+) -> StrategyResult:
+    scorer_name, scorer = task.verifiers.get(prm)
+    search = Search(task, gen, scorer, shape)
+    if emit is not None:
+        await emit.progress(
+            f"Searching {shape.subtrees} x {shape.width} line(s), {shape.expand} continuation(s) "
+            f"each, for at most {shape.max_steps} steps, scored by {scorer_name}.\n"
+        )
+    await search.run(emit)
+    return await _result(search, scorer_name, emit)
+
+
+async def _result(search: Search, scorer_name: str, emit: Emitter | None) -> StrategyResult:
+    shape = search.shape
+    answers = SampledAnswers(
+        splitter_for(shape.prompt, search.task.splitter), shape.answer, search.gen
+    )
+    finals = search.finals()
+    if not finals:  # the budget ran out before a single step
+        return StrategyResult(content="", reasoning=None, finish_reason="length")
+    samples = [node.as_sample() for node in finals]
+    book = VoteBook(shape.answer)
+
+    def tally() -> None:
+        for index, (node, sample) in enumerate(zip(finals, samples)):
+            book.add(index, answers.answer_of(index, sample), weight=node.score)
+
+    await asyncio.to_thread(tally)  # math-verify may take milliseconds per answer
+    chosen, winner = select(
+        book, [n.score for n in finals], [n.confidence for n in finals],
+        weighted_vote=shape.weighted_vote,
+    )
+    result = answers.result(samples, chosen, winner.answer if winner else None)
+    # Every token the search generated was reasoning, but the chosen answer's.
+    answer_tokens = samples[chosen].num_tokens - answers.reasoning_tokens(chosen, samples[chosen])
+    result.reasoning_tokens = sum(n.new_tokens for n in search.nodes) - answer_tokens
+    result.votes = book.counts()
+    result.scores = [n.score for n in finals]
+    for candidate, node in zip(result.candidates, finals):
+        candidate.score, candidate.step_scores = node.score, list(node.step_scores)
+    result.scorer, result.selected = scorer_name, chosen
+    final_ids = {node.id: index for index, node in enumerate(finals)}
+    result.tree = [
+        TreeNode(
+            id=n.id, parent=None if n.parent is None else n.parent.id, subtree=n.subtree,
+            depth=n.depth, step=n.step.strip(),
+            step_score=n.step_scores[-1] if n.step_scores else None, score=n.score,
+            kept=n.kept, completed=n.completed,
+            answer=answers.answers.get(final_ids[n.id]) if n.id in final_ids else None,
+        )
+        for n in search.nodes
+    ]
+    if emit is not None:
+        await answers.emit_final(result, emit)
+    return result
+
+
+def _joined(
+    parent: Node | None, new: tuple[tuple[TokenLogprob, ...], ...] | None
+) -> tuple[tuple[TokenLogprob, ...], ...] | None:
+    if new is None or (parent is not None and parent.step_logprobs is None):
+        return None
+    return (() if parent is None else parent.step_logprobs or ()) + new
