@@ -44,6 +44,10 @@ _NUMBER = re.compile(
 )
 _NUMBER_RUN_CHARS = "0123456789,./"
 _MARKER = re.compile(r"\banswer\**[ \t]*:", re.IGNORECASE)
+# GSM8K's "#### 12" at the start of a line, which models trained on it write
+# as their last line. (Apart from _MARKER: an alternation would cost the
+# regex engine its fast literal scan.)
+_GSM8K_MARKER = re.compile(r"^[ \t]*####", re.MULTILINE)
 _ANSWER_IS = re.compile(r"\bthe (?:final )?answer is\b[ \t]*:?", re.IGNORECASE)
 _BRACES = re.compile(r"(\\boxed[ \t]*\{|[{}])")
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2}")
@@ -162,12 +166,13 @@ def _choice_in(segment: str) -> str | None:
 
 
 def _marked(text: str) -> str | None:
-    """What follows the last "Answer:" marker, or else the last "the answer
-    is": the rest of its line, or the next line when the marker ends one."""
-    for pattern in (_MARKER, _ANSWER_IS):
+    """What follows the last "Answer:" marker, else the last "####" line
+    start, else the last "the answer is": the rest of its line, or the next
+    line when the marker ends one."""
+    for pattern in (_MARKER, _GSM8K_MARKER, _ANSWER_IS):
         last = _last_match(pattern, text)
         if last is not None and (answer := _line_after(text, last.end())):
-            return answer if pattern is _MARKER else _first_sentence(answer)
+            return _first_sentence(answer) if pattern is _ANSWER_IS else answer
     return None
 
 

@@ -43,6 +43,8 @@ def tally(
         ("Answer: 2\\pi", "2\\pi"),
         ("Answer: Paris", "Paris"),
         ("Answer:\n\nso 4", "4"),
+        ("15 + 4 = 19 pencils.\n#### 19\nSara has 19.", "19"),
+        ("Room #### 4 is not a marker; 3 + 4 = 7", "7"),
         ("I think the answer is 3.5. Then 8 more", "3.5"),
         ("The final answer is: 3/4", "3/4"),
         ("We computed 1,000 and then 12 apples.", "12"),
@@ -182,6 +184,8 @@ ADVERSARIAL = {
     "answer is": "the answer is " * 75_000,
     "digits": "7" * 1_000_000,
     "no digits": "ab " * 333_334,
+    "hash marks": "####" * 250_000,
+    "blank lines": "\n" * 1_000_000,
 }
 
 
