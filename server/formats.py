@@ -68,7 +68,7 @@ def total_usage(results: list[StrategyResult]) -> UsageInfo:
 
 def ponder_run(result: StrategyResult, include_candidates: bool) -> PonderRun:
     return PonderRun(
-        samples=len(result.candidates),
+        samples=result.samples,
         answer=result.answer,
         votes=result.votes,
         scores=result.scores,

@@ -40,7 +40,7 @@ class Metrics:
         self.latency.labels(strategy).observe(seconds)
 
     def record_result(self, strategy: str, result: StrategyResult) -> None:
-        self.samples.labels(strategy).inc(len(result.candidates))
+        self.samples.labels(strategy).inc(result.samples)
         usage = result.usage
         for kind, count in (
             ("prompt", usage.prompt_tokens),

@@ -100,6 +100,11 @@ class StrategyResult:
     """The index of the chosen candidate."""
     tokens_saved_estimate: int | None = None
 
+    @property
+    def samples(self) -> int:
+        """Samples drawn: every node a search grew, else every candidate."""
+        return len(self.tree) if self.tree is not None else len(self.candidates)
+
     def details(self) -> dict[str, Any]:
         found = {
             "prm": self.scorer,

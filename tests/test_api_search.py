@@ -36,6 +36,7 @@ def test_search_answers_with_its_best_path_and_returns_the_tree(
     response = _search(client, strategy)
     ponder = response.model_extra["ponder"]  # type: ignore[index]
     tree = ponder["tree"]
+    assert ponder["samples"] == len(tree)  # every step drawn, kept or pruned
     ids = {node["id"] for node in tree}
     assert all(node["parent"] is None or node["parent"] in ids for node in tree)
     assert all(0.0 <= node["score"] <= 1.0 for node in tree)
