@@ -293,11 +293,12 @@ class Search:
         )
 
     def finals(self) -> list[Node]:
-        """The solutions to choose from: the whole ones (not cut at a token
-        limit) that the search kept; else any whole one; else what the
-        search holds at its end, partial or cut."""
+        """The solutions to choose from: every whole one the search drew (not
+        cut at a token limit), kept or not, since each was paid for and
+        scored, as in best-of-N; the search only decides where the compute
+        goes. Else what the search holds at its end, partial or cut."""
         whole = [n for n in self.nodes if n.completed and n.stop_reason != "length"]
-        return [n for n in whole if n.kept] or whole or [n for beam in self.beams for n in beam]
+        return whole or [n for beam in self.beams for n in beam]
 
 
 async def run_search(

@@ -172,10 +172,10 @@ async def test_the_tree_comes_back_with_parents_scores_and_status() -> None:
 
 async def test_dvts_subtrees_keep_one_line_each_and_never_mix() -> None:
     tree = {"": ["A\n\n", "B\n\n", "C\n\n", "D\n\n"],
-            "A\n\n": ["a1, Answer: 1", "a2, Answer: 2"], "B\n\n": ["b3, Answer: 3"],
-            "C\n\n": ["c, Answer: 1"], "D\n\n": ["d, Answer: 4"]}
+            "A\n\n": ["a1, Answer: 1", "a1b, Answer: 1"], "B\n\n": ["b3, Answer: 3"],
+            "C\n\n": ["c, Answer: 1"], "D\n\n": ["d, Answer: 4", "d2, Answer: 5"]}
     scores = {"A": 0.9, "B": 0.1, "C": 0.2, "D": 0.8, "a1, Answer: 1": 0.7,
-              "a2, Answer: 2": 0.6, "c, Answer: 1": 0.5, "d, Answer: 4": 0.75}
+              "a1b, Answer: 1": 0.7, "d, Answer: 4": 0.75, "d2, Answer: 5": 0.3}
     gen = tree_generator(tree)
     result = await execute(_task(ScriptedPRM(scores)), gen,
                            dvts.Config(n=4, expand=2, prompt="direct"))
@@ -187,9 +187,10 @@ async def test_dvts_subtrees_keep_one_line_each_and_never_mix() -> None:
     assert sum(n.kept for n in result.tree if n.depth == 1) == 2  # one per subtree
     assert [n for _, n, _ in gen.calls] == [4, 2, 2]  # then each subtree's line, alone
     assert result.answer == "4"  # min(0.8, 0.75) beats min(0.9, 0.7)
+    assert result.votes == {"1": 2, "4": 1, "5": 1}  # every whole solution drawn
     weighted = await execute(_task(ScriptedPRM(scores)), tree_generator(tree),
                              dvts.Config(n=4, expand=2, prompt="direct", weighted_vote=True))
-    assert weighted.answer == "4" and weighted.votes == {"1": 1, "4": 1}
+    assert weighted.answer == "1"  # 0.7 + 0.7 outweighs 0.75
 
 
 async def test_seeds_differ_for_every_sample_of_the_search() -> None:
