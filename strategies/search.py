@@ -145,7 +145,7 @@ class Search:
     def __init__(
         self, task: Task, gen: Generator, scorer: ProcessRewardModel, shape: SearchShape
     ) -> None:
-        check_distinct(shape.expand, task.sampling)
+        check_distinct(shape.subtrees * shape.width * shape.expand, task.sampling)
         self.task, self.gen, self.scorer, self.shape = task, gen, scorer, shape
         self.sampling = replace(
             task.sampling, logprobs=True,

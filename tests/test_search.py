@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 from pydantic import ValidationError
 
-from ponder.core.generation import Prompt, Sampling
+from ponder.core.generation import Prompt, RequestRejected, Sampling
 from ponder.core.metering import Budget
 from ponder.strategies import beam_search, dvts
 from ponder.strategies.base import Task, Verifiers
@@ -209,6 +209,17 @@ async def test_streaming_reports_one_line_per_round_then_the_answer() -> None:
     assert "leading answer '7'" in lines[-1]
     assert emitter.events[-1] == ("content", result.content)
     assert "Step Y" in emitter.text("reasoning")
+
+
+async def test_greedy_search_is_one_line_and_more_is_refused() -> None:
+    greedy = _task(ScriptedPRM(SCORES))
+    greedy = Task(greedy.prompt, Sampling(max_tokens=100, temperature=0.0), NoReasoning(),
+                  greedy.verifiers)
+    result = await execute(greedy, tree_generator(), beam(beam_width=1, expand=1))
+    assert result.answer == "3"  # the first scripted continuation at every step
+    with pytest.raises(RequestRejected) as refused:
+        await execute(greedy, tree_generator(), beam(beam_width=2, expand=1))
+    assert refused.value.param == "temperature"
 
 
 def test_dvts_needs_whole_subtrees_and_search_limits_are_bounded() -> None:
