@@ -32,6 +32,11 @@ class Solution:
     logprobs: tuple[tuple[TokenLogprob, ...], ...] | None = None
     """Each step's generated tokens, for scorers that read the model's own
     confidence; None when the sample carries none."""
+    answer: str | None = None
+    """The final answer the strategy extracted from a finished solution
+    (None while a search is still extending it, or when it gave none): a
+    scorer that checks the answer against the work (the step checker)
+    judges the last step by it."""
 
     @property
     def new_steps(self) -> tuple[str, ...]:
@@ -46,6 +51,10 @@ class StepScores:
     tokens: int
     """Tokens the scorer read (or generated, judging), reported as
     ``usage.scoring_tokens``."""
+    labels: list[list[str]] | None = None
+    """Per candidate, a name for each step's score (the step checker's
+    levels, such as "grounded"), so a client can see why a candidate won;
+    None from scorers whose scores are not levels."""
 
 
 class ProcessRewardModel(Protocol):

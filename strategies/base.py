@@ -53,6 +53,9 @@ class Candidate:
     tokens: int
     score: float | None = None
     step_scores: list[float] | None = None
+    step_labels: list[str] | None = None
+    """What each step score means, from scorers that grade in levels (the
+    step checker: "grounded", "answer supported", ...)."""
 
 
 @dataclass

@@ -69,26 +69,33 @@ async def run(
     fanned = await fan_out(gen, apply_prompt(task.prompt, cfg.prompt), cfg.n, sampling,
                            on_finished if emit is not None else None)
     samples = fanned.samples
+    # The scorer may judge each answer against its work; extracting them is
+    # CPU work, as are math-verify's comparisons below: off the event loop.
+    extracted = await asyncio.to_thread(
+        lambda: [answers.answer_of(i, s) for i, s in enumerate(samples)])
     with_logprobs = prm.reads_logprobs is not None
-    solutions = [DEFAULT_STEPS.solution(s.text, s.logprobs if with_logprobs else None)
-                 for s in samples]
+    solutions = [
+        replace(DEFAULT_STEPS.solution(s.text, s.logprobs if with_logprobs else None), answer=a)
+        for s, a in zip(samples, extracted)
+    ]
     scored = await prm.score(task.question, solutions)
     scores = [aggregate(steps, cfg.aggregate) for steps in scored.scores]
 
     book = VoteBook(cfg.answer)
 
     def tally() -> None:
-        for index, sample in enumerate(samples):
-            book.add(index, answers.answer_of(index, sample), weight=scores[index])
+        for index, answer in enumerate(extracted):
+            book.add(index, answer, weight=scores[index])
 
-    await asyncio.to_thread(tally)  # math-verify may take milliseconds per answer
+    await asyncio.to_thread(tally)
     chosen, winner = select(book, scores, [s.mean_logprob for s in samples],
                             weighted_vote=cfg.weighted_vote)
     result = answers.result(samples, chosen, winner.answer if winner else None)
     result.votes = book.counts()
     result.scores = scores
-    for candidate, score, steps in zip(result.candidates, scores, scored.scores):
-        candidate.score, candidate.step_scores = score, steps
+    labels = scored.labels or [None] * len(samples)
+    for candidate, score, steps, named in zip(result.candidates, scores, scored.scores, labels):
+        candidate.score, candidate.step_scores, candidate.step_labels = score, steps, named
     result.scorer, result.selected = prm_name, chosen
     if emit is not None:
         await emit.progress(

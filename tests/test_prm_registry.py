@@ -75,7 +75,7 @@ async def test_open_prms_builds_the_engineless_models_and_the_reward_free_ones()
         assert isinstance(checker, StepChecker) and factories["checker"](generator) is checker
         judge = factories["judge"](generator)  # a judge per run, on the run's generator
         assert isinstance(judge, SelfJudge) and judge.generator is generator
-        scored = await checker.score("?", as_solutions(["1 + 1 = 2"]))
+        scored = await checker.score("What is 1 + 1?", as_solutions(["1 + 1 = 2"]))
         assert scored.scores == [[1.0]]
 
 
