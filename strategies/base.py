@@ -56,6 +56,8 @@ class Candidate:
     step_labels: list[str] | None = None
     """What each step score means, from scorers that grade in levels (the
     step checker: "grounded", "answer supported", ...)."""
+    confidence: float | None = None
+    """Its DeepConf trace confidence, when the vote read it."""
 
 
 @dataclass
@@ -102,6 +104,10 @@ class StrategyResult:
     selected: int | None = None
     """The index of the chosen candidate."""
     tokens_saved_estimate: int | None = None
+    confidence_bar: float | None = None
+    """DeepConf online: the group confidence a sample had to keep."""
+    stopped_low_confidence: int | None = None
+    """DeepConf online: samples stopped for falling below the bar."""
 
     @property
     def samples(self) -> int:
@@ -113,6 +119,8 @@ class StrategyResult:
             "prm": self.scorer,
             "selected_index": self.selected,
             "tokens_saved_estimate": self.tokens_saved_estimate,
+            "confidence_bar": self.confidence_bar,
+            "stopped_low_confidence": self.stopped_low_confidence,
         }
         return {key: value for key, value in found.items() if value is not None}
 

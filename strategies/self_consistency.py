@@ -6,20 +6,30 @@ answer do not vote; ties go to the answer whose best sample has the highest
 mean log-probability, then to the answer seen first. With ``early_stop`` the
 vote ends as soon as the leader cannot be caught (or, with ``confidence``,
 is that likely to stay ahead), and the samples still running are aborted.
+DeepConf's options (``weighting``, ``keep``, ``online``; ``deepconf.py``) let
+the model's own token confidence choose who votes and stop weak samples.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from ponder.core.generation import Generator, Sample
+from ponder.core.generation import Generator, Prompt, Sample, Sampling
+from ponder.prm.confidence import TOP_K, TraceConfidence
 from ponder.strategies.answers import AnswerFormat
 from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task
-from ponder.strategies.fanout import fan_out
+from ponder.strategies.deepconf import (
+    ConfidenceVote,
+    Online,
+    Weighting,
+    sample_online,
+    vote_offline,
+)
+from ponder.strategies.fanout import FanOut, fan_out
 from ponder.strategies.prompts import PromptStyle, apply_prompt, splitter_for
 from ponder.strategies.sampled import SampledAnswers
 from ponder.strategies.voting import VoteBook, decided, leader_confidence
@@ -39,6 +49,47 @@ class Config(StrategyConfig):
         description="With early_stop: also stop once P(leader is the majority) reaches this "
         "(Adaptive-Consistency's Beta rule), after at least 3 samples.",
     )
+    weighting: Weighting = Field(
+        "count", description="`confidence`: each vote weighs its sample's DeepConf trace "
+        "confidence (Fu et al. 2025) instead of 1.",
+    )
+    keep: float = Field(
+        1.0, gt=0, le=1, description="DeepConf: only this share of the answered samples votes, "
+        "the most confident (0.1 and 0.9 in the paper). Online: the share of the warm-up "
+        "that sets the confidence bar.",
+    )
+    trace_confidence: TraceConfidence = Field(
+        "lowest_group", description="DeepConf's trace confidence: `lowest_group`, `bottom_10` "
+        "(mean of the lowest 10% of groups), `tail` (the last `window` tokens) or `mean`.",
+    )
+    window: int = Field(
+        32, ge=1, le=8192, description="DeepConf: tokens per confidence group (a sliding window).",
+    )
+    online: bool = Field(
+        False, description="DeepConf online: after `warmup` samples, stop any sample whose "
+        "group confidence falls below the warm-up's bar in the engine at once, and stop "
+        "sampling once the leading answer holds `consensus` of the vote.",
+    )
+    warmup: int = Field(4, ge=1, description="Online: samples drawn first to set the bar.")
+    consensus: float = Field(
+        0.95, gt=0.5, le=1, description="Online: the leading answer's share of the vote's "
+        "weight that ends sampling.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.online and self.warmup >= self.n:
+            raise ValueError(f"warmup ({self.warmup}) must be below n ({self.n}) when online.")
+        if self.early_stop and self.uses_confidence:
+            raise ValueError(
+                "early_stop counts votes of every sample; DeepConf's options choose and weigh "
+                "them (and stop with `online`): use one or the other."
+            )
+        return self
+
+    @property
+    def uses_confidence(self) -> bool:
+        return self.online or self.weighting == "confidence" or self.keep < 1
 
     @property
     def max_samples(self) -> int:
@@ -51,9 +102,81 @@ async def run(
     prompt = apply_prompt(task.prompt, cfg.prompt)
     answers = SampledAnswers(splitter_for(cfg.prompt, task.splitter), cfg.answer, gen)
     book = VoteBook(cfg.answer)
-    sampling = replace(task.sampling, logprobs=True)  # mean logprob breaks ties
+    # Mean log-probability breaks ties; DeepConf reads the k best alternatives too.
+    sampling = replace(task.sampling, logprobs=True,
+                       top_logprobs=TOP_K if cfg.uses_confidence else task.sampling.top_logprobs)
     if emit is not None:
         await emit.progress(f"Sampling {cfg.n} answers to vote on.\n")
+    vote: ConfidenceVote | None = None
+    online: Online | None = None
+    if cfg.uses_confidence:
+        fanned, vote, online = await _with_confidence(gen, cfg, answers, book, emit, prompt,
+                                                      sampling)
+    else:
+        fanned = await _by_count(gen, cfg, answers, book, emit, prompt, sampling)
+    winner = book.winner(fanned.samples, weighted=True)
+    if winner is None:
+        chosen = 0
+    elif vote is None:
+        chosen = book.best_member(winner, fanned.samples)
+    else:
+        chosen = max(winner.members, key=lambda m: (vote.confidence(fanned.samples[m]), -m))
+    result = answers.result(fanned.samples, chosen, winner.answer if winner else None)
+    result.votes = book.counts()
+    result.stopped_early = fanned.stopped_early
+    if vote is not None:
+        for candidate, sample in zip(result.candidates, fanned.samples):
+            candidate.confidence = vote.confidence(sample)
+    if online is not None:
+        result.confidence_bar = online.bar
+        result.stopped_low_confidence = len(online.stopped)
+    if fanned.stopped_early:
+        result.tokens_saved_estimate = answers.tokens_saved_estimate(fanned)
+    if emit is not None:
+        await answers.emit_final(result, emit)
+    return result
+
+
+async def _with_confidence(
+    gen: Generator, cfg: Config, answers: SampledAnswers, book: VoteBook,
+    emit: Emitter | None, prompt: Prompt, sampling: Sampling,
+) -> tuple[FanOut, ConfidenceVote, Online | None]:
+    """DeepConf's vote: offline over every sample, or online."""
+    vote = ConfidenceVote(cfg.weighting, cfg.keep, cfg.trace_confidence, cfg.window)
+
+    async def answer_of(index: int, sample: Sample) -> str | None:
+        answer = answers.answer_of(index, sample)
+        if emit is not None:
+            await emit.progress(f"Sample {index + 1} answered {answer!r}.\n")
+        return answer
+
+    async def report(line: str) -> None:
+        if emit is not None:
+            await emit.progress(line)
+
+    if cfg.online:
+        online = await sample_online(gen, prompt, sampling, cfg.n, cfg.warmup, vote,
+                                     cfg.consensus, book, answer_of, report)
+        stopped = bool(online.stopped) or online.consensus_reached
+        return FanOut(online.samples, stopped_early=stopped), vote, online
+
+    async def on_finished(index: int, sample: Sample) -> bool:
+        await answer_of(index, sample)
+        return False
+
+    fanned = await fan_out(gen, prompt, cfg.n, sampling, on_finished if emit else None)
+    # Extraction and math-verify's comparisons are CPU work: off the event loop.
+    extracted = await asyncio.to_thread(
+        lambda: [answers.answer_of(i, s) for i, s in enumerate(fanned.samples)])
+    await asyncio.to_thread(vote_offline, book, fanned.samples, extracted, vote)
+    return fanned, vote, None
+
+
+async def _by_count(
+    gen: Generator, cfg: Config, answers: SampledAnswers, book: VoteBook,
+    emit: Emitter | None, prompt: Prompt, sampling: Sampling,
+) -> FanOut:
+    """The plain vote, tallied as samples finish when someone watches."""
 
     async def on_finished(index: int, sample: Sample) -> bool:
         # math-verify may take milliseconds per answer: off the event loop.
@@ -84,13 +207,4 @@ async def run(
                 book.add(index, answers.answer_of(index, sample))
 
         await asyncio.to_thread(tally)
-    winner = book.winner(fanned.samples)
-    chosen = book.best_member(winner, fanned.samples) if winner else 0
-    result = answers.result(fanned.samples, chosen, winner.answer if winner else None)
-    result.votes = book.counts()
-    result.stopped_early = fanned.stopped_early
-    if fanned.stopped_early:
-        result.tokens_saved_estimate = answers.tokens_saved_estimate(fanned)
-    if emit is not None:
-        await answers.emit_final(result, emit)
-    return result
+    return fanned

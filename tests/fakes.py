@@ -6,6 +6,7 @@ per-token log-probabilities, and prompt tokens counted per call."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,9 @@ class Cut:
     stop_string: str | None
     logprob: float | None
     """Per token, when the script gave the text a cumulative log-probability."""
+    top: list[float] | None = None
+    """Per token, the log-probability of each of its best alternatives, when
+    the script gave the text some."""
 
 
 @dataclass
@@ -62,6 +66,13 @@ class ScriptedGenerator:
     closed_streams: int = 0
     vocabulary: list[str] = field(default_factory=list)  # token id -> its text
     logprobs: dict[str, float] = field(default_factory=dict)  # text -> cumulative logprob
+    step_seconds: float = 0.0
+    """How long a streamed step takes, like an engine's decode step: lets a
+    test's consumer act (vote, stop a sample) while the others run."""
+    top_logprobs: dict[str, float | list[float]] = field(default_factory=dict)
+    """text -> the log-probability of every one of a token's k best
+    alternatives (DeepConf's token confidence is minus it): one value for
+    every token, or one per token (the last repeats)."""
 
     @classmethod
     def of(cls, *texts: str) -> ScriptedGenerator:
@@ -104,7 +115,12 @@ class ScriptedGenerator:
         self.vocabulary.extend(pieces)
         cumulative = self.logprobs.get(text)
         per_token = cumulative / len(tokenize(text)) if cumulative is not None and text else None
-        return Cut(pieces, ids, so_far, reason, stop_string, per_token)
+        top = self.top_logprobs.get(text)
+        if isinstance(top, (int, float)):
+            top = [float(top)]
+        if top is not None:
+            top = [top[min(i, len(top) - 1)] for i in range(len(pieces))]
+        return Cut(pieces, ids, so_far, reason, stop_string, per_token, top)
 
     @staticmethod
     def _prompt_tokens(prompt: Prompt) -> int:
@@ -127,8 +143,10 @@ class ScriptedGenerator:
         prompt_tokens = self._prompt_tokens(prompt)
         shown = [0] * n
         try:
-            # Round-robin over the children, one token each, like an engine step.
+            # Round-robin over the children, one token each, like an engine
+            # step; between steps others run (other requests, the consumer).
             for step in range(max(len(cut.pieces) for cut in cuts)):
+                await asyncio.sleep(self.step_seconds)
                 for index, cut in enumerate(cuts):
                     if step >= len(cut.pieces):
                         continue
@@ -157,11 +175,20 @@ def _logprobs(
     cut: Cut, tokens: int, sampling: Sampling
 ) -> tuple[float | None, list[TokenLogprob] | None]:
     """The cumulative log-probability of the first ``tokens`` tokens and
-    their entries, when asked for and scripted."""
-    if cut.logprob is None or not (sampling.logprobs or sampling.top_logprobs):
+    their entries (with ``top_logprobs`` alternatives each), when asked for
+    and scripted."""
+    if (cut.logprob is None and cut.top is None) or not (
+        sampling.logprobs or sampling.top_logprobs
+    ):
         return None, None
-    entries = [TokenLogprob(piece, cut.logprob) for piece in cut.pieces[:tokens]]
-    return cut.logprob * tokens, entries
+    logprob = cut.logprob if cut.logprob is not None else -0.1
+    entries = [
+        TokenLogprob(piece, logprob, tuple(
+            (f"alt{k}", cut.top[i]) for k in range(sampling.top_logprobs)
+        ) if cut.top is not None else ())
+        for i, piece in enumerate(cut.pieces[:tokens])
+    ]
+    return logprob * tokens, entries
 
 
 async def execute(
