@@ -55,7 +55,7 @@ def default_runs(ns: Sequence[int] = (1, 2, 4, 8, 16),
                     SAMPLE_TEMPERATURE)
             for n in ns
         ]
-    for prm in ("step-checker", "self-judge"):
+    for prm in ("step-checker", "self-certainty", "mean-logprob", "self-judge"):
         for vote, suffix in ((False, ""), (True, "-vote")):
             runs += [
                 RunSpec(f"bon-{prm}{suffix}@{n}",
@@ -63,6 +63,12 @@ def default_runs(ns: Sequence[int] = (1, 2, 4, 8, 16),
                          "prompt": "direct"}, SAMPLE_TEMPERATURE)
                 for n in bon_ns
             ]
+    for name, options in DEEPCONF.items():
+        runs += [
+            RunSpec(f"{name}@{n}", {"name": "self_consistency", "n": n, "prompt": "direct",
+                                    **options}, SAMPLE_TEMPERATURE)
+            for n in bon_ns
+        ]
     runs += search_runs("step-checker")
     return runs
 
@@ -85,6 +91,17 @@ def search_runs(prm: str, prompts: Sequence[str] = ("direct", "cot")) -> list[Ru
             runs.append(RunSpec(f"dvts-{prm}{suffix}@{n}", {
                 "name": "dvts", "n": n, "expand": expand, **search}, SAMPLE_TEMPERATURE))
     return runs
+
+
+DEEPCONF: dict[str, dict[str, Any]] = {
+    # The paper's two settings: vote with the 10% or the 90% most confident.
+    "deepconf-low": {"weighting": "confidence", "keep": 0.1},
+    "deepconf-high": {"weighting": "confidence", "keep": 0.9},
+    # Online: a warm-up of 4 sets the bar; weak samples are stopped in the engine.
+    "deepconf-online-low": {"weighting": "confidence", "keep": 0.1, "online": True},
+    "deepconf-online-high": {"weighting": "confidence", "keep": 0.9, "online": True},
+}
+"""DeepConf (self_consistency's confidence options), next to plain voting."""
 
 
 @dataclass

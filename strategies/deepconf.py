@@ -10,8 +10,9 @@ weight, and when to stop sampling.
   group confidences). The other samples then run as separate engine
   requests (``traces.py``): one whose group confidence falls below the bar
   is stopped in the engine at once and does not vote, and sampling ends
-  when the leading answer holds ``consensus`` of the vote's weight. Of the
-  warm-up, only the samples that reach the bar vote.
+  when the leading answer holds ``consensus`` of the vote's weight (once at
+  least ``warmup`` samples have voted: one or two agreeing votes are no
+  consensus). Of the warm-up, only the samples that reach the bar vote.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ async def sample_online(
                 share = leading_share(book)
                 await report(f"Sample {index + 1} answered {answer!r}; "
                              f"the leading answer holds {share:.0%} of the vote.\n")
-                if share >= consensus:
+                # As much evidence as the warm-up drew, before a consensus counts.
+                if share >= consensus and sum(c.count for c in book.classes) >= warmup:
                     run.consensus_reached = True
                     for other in groups:
                         traces.stop(other)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Literal, Self
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ponder.core.generation import Generator, Prompt, Sample, Sampling
 from ponder.prm.confidence import TOP_K, TraceConfidence
@@ -76,16 +76,23 @@ class Config(StrategyConfig):
         "weight that ends sampling.",
     )
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if self.online and self.warmup >= self.n:
-            raise ValueError(f"warmup ({self.warmup}) must be below n ({self.n}) when online.")
-        if self.early_stop and self.uses_confidence:
+    @field_validator("weighting", "keep", "online")
+    @classmethod
+    def _not_with_early_stop(cls, value: object, info: ValidationInfo) -> object:
+        if info.data.get("early_stop") and value != cls.model_fields[info.field_name].default:
             raise ValueError(
-                "early_stop counts votes of every sample; DeepConf's options choose and weigh "
-                "them (and stop with `online`): use one or the other."
+                f"{info.field_name} is a DeepConf option, and early_stop counts every sample's "
+                "vote: use one or the other (DeepConf stops early with `online`)."
             )
-        return self
+        return value
+
+    @field_validator("warmup")
+    @classmethod
+    def _below_n(cls, warmup: int, info: ValidationInfo) -> int:
+        n = info.data.get("n")
+        if n is not None and warmup >= n and info.data.get("online"):
+            raise ValueError(f"warmup ({warmup}) must be below n ({n}) when online.")
+        return warmup
 
     @property
     def uses_confidence(self) -> bool:

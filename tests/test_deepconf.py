@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from pydantic import ValidationError
 
 from ponder.core.generation import Prompt, Sampling, TokenLogprob
 from ponder.core.scoring import Solution
@@ -166,11 +167,13 @@ async def test_online_draws_the_same_samples_as_one_fanned_out_request() -> None
     ("options", "field"),
     [
         ({"online": True, "warmup": 8}, "warmup"),
-        ({"early_stop": True, "keep": 0.5}, "early_stop"),
+        ({"early_stop": True, "keep": 0.5}, "keep"),
+        ({"early_stop": True, "online": True}, "online"),
         ({"keep": 0}, "keep"),
         ({"consensus": 0.5}, "consensus"),
     ],
 )
 def test_inconsistent_options_are_refused(options: dict[str, object], field: str) -> None:
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ValidationError) as caught:
         self_consistency.Config(n=8, **options)
+    assert caught.value.errors()[0]["loc"] == (field,)

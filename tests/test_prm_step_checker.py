@@ -12,6 +12,7 @@ import pytest
 
 from ponder.core.scoring import Solution
 from ponder.prm.arithmetic import Rejected, evaluate
+from ponder.prm.quantities import stated_numbers
 from ponder.prm.step_checker import StepChecker, find_claims, grade
 
 FAST_S = 0.5  # "well under a second", on a shared 2-core machine
@@ -250,3 +251,20 @@ async def test_the_checker_scores_only_new_steps_and_names_every_level() -> None
     assert scored.labels == [["grounded", "answer supported"],
                              ["ungrounded", "unsupported answer"], []]
     assert scored.tokens == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "given", "implied"),
+    [
+        ("Tom has 3 apples and $1,200.50.", {3, Fraction(2401, 2)}, set()),
+        ("Tom has three apples and twenty-five pears.", {3, 25}, set()),
+        ("three and four", {3, 4}, set()),  # two numbers, not 7
+        ("one hundred and five", {105}, {1, 100}),
+        ("two dozen eggs", {24}, {2, 12}),
+        ("Each one of them walks half an hour.", set(), {1, 2, Fraction(1, 2), 60, 24}),
+    ],
+)
+def test_the_numbers_a_problem_states(text: str, given: set, implied: set) -> None:
+    stated = stated_numbers(text)
+    assert stated.given == given
+    assert stated.implied == implied
