@@ -24,6 +24,17 @@ def _selects(selector: str, run_name: str) -> bool:
     return run_name == selector if "@" in selector else run_name.startswith(selector)
 
 
+def _chosen(runs: list[Any], selectors: str | None) -> list[Any]:
+    """The runs ``selectors`` name, in the order they are named (every run
+    when none is)."""
+    if not selectors:
+        return runs
+    chosen: list[Any] = []
+    for selector in selectors.split(","):
+        chosen += [r for r in runs if _selects(selector, r.name) and r not in chosen]
+    return chosen
+
+
 def _accuracy(args: argparse.Namespace) -> None:
     import asyncio
     import contextlib
@@ -37,8 +48,7 @@ def _accuracy(args: argparse.Namespace) -> None:
 
     problems = (from_jsonl(args.data, args.count) if args.data
                 else generated(args.level, args.count, seed=args.seed))
-    runs = [r for r in default_runs() if not args.runs or any(
-        _selects(selector, r.name) for selector in args.runs.split(","))]
+    runs = _chosen(default_runs(), args.runs)
     model_dir = args.model or str(embedded_model_dir())
     with contextlib.ExitStack() as stack:
         if args.url:
@@ -96,7 +106,8 @@ def add_bench_commands(commands: Any) -> None:
     accuracy.add_argument("--data", type=Path, help="JSONL of {question, answer} (GSM8K too)")
     accuracy.add_argument("--count", type=int, default=300)
     accuracy.add_argument("--seed", type=int, default=0)
-    accuracy.add_argument("--runs", help="comma-separated run names (sc-direct@4) or prefixes (sc-cot, bon-)")
+    accuracy.add_argument("--runs", help="comma-separated run names (sc-direct@4) or prefixes "
+                          "(sc-cot, bon-), run in the order named")
     accuracy.add_argument("--concurrency", type=int, default=4)
     accuracy.add_argument("--max-tokens", type=int, default=256)
     accuracy.add_argument("--kv-cache-gb", type=float, default=4.0)

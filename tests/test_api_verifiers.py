@@ -64,6 +64,7 @@ def test_deepconf_online_stops_weak_samples_in_the_engine(client: openai.OpenAI)
     plain = _ponder(client, {"name": "self_consistency", "n": 8, "prompt": "direct"}, seed=21)
     online = _ponder(client, {"name": "self_consistency", "n": 8, "prompt": "direct",
                               "online": True, "warmup": 2, "keep": 0.1, "window": 4,
+                              "consensus": 0.99,
                               "weighting": "confidence"}, seed=21)
     details = online["details"]
     assert details["stopped_low_confidence"] >= 1
