@@ -113,8 +113,11 @@ class Node:
     stop_reason: StopReason
     completed: bool
     step_scores: tuple[float, ...] = ()
+    step_labels: list[str] | None = None
     score: float = 0.0
     kept: bool = False
+    answer: str | None = None
+    """The final answer of a completed solution, for scorers that judge it."""
 
     @property
     def depth(self) -> int:
@@ -131,7 +134,7 @@ class Node:
 
     def solution(self) -> Solution:
         known = () if self.parent is None else self.parent.step_scores
-        return Solution(self.steps, known=known, logprobs=self.step_logprobs)
+        return Solution(self.steps, known=known, logprobs=self.step_logprobs, answer=self.answer)
 
     def as_sample(self) -> Sample:
         """A partial solution reads as one cut short."""
@@ -151,6 +154,8 @@ class Search:
             task.sampling, logprobs=True,
             top_logprobs=max(task.sampling.top_logprobs, scorer.reads_logprobs or 0),
         )
+        self.answers = SampledAnswers(splitter_for(shape.prompt, task.splitter), shape.answer, gen)
+        """Of completed nodes, by node id."""
         self.nodes: list[Node] = []
         self.beams: list[list[Node]] = [[] for _ in range(shape.subtrees)]
         self._ids = itertools.count()
@@ -171,8 +176,9 @@ class Search:
             scored = await self.scorer.score(
                 self.task.question, [child.solution() for child in children]
             )
-            for child, step_scores in zip(children, scored.scores):
-                child.step_scores = tuple(step_scores)
+            labels = scored.labels or [None] * len(children)
+            for child, step_scores, named in zip(children, scored.scores, labels):
+                child.step_scores, child.step_labels = tuple(step_scores), named
                 child.score = aggregate(step_scores, shape.aggregate)
             self._keep(children)
             frontier = [(n, n.subtree) for beam in self.beams for n in beam if not n.completed]
@@ -270,6 +276,8 @@ class Search:
             stop_reason=sample.stop_reason,
             completed=capped or not steps.ends_step(sample) or states_final_answer(text),
         )
+        if node.completed:
+            node.answer = self.answers.answer_of(node.id, node.as_sample())
         self.nodes.append(node)
         return node
 
@@ -343,6 +351,7 @@ async def _result(search: Search, scorer_name: str, emit: Emitter | None) -> Str
     result.scores = [n.score for n in finals]
     for candidate, node in zip(result.candidates, finals):
         candidate.score, candidate.step_scores = node.score, list(node.step_scores)
+        candidate.step_labels = node.step_labels
     result.scorer, result.selected = scorer_name, chosen
     final_ids = {node.id: index for index, node in enumerate(finals)}
     result.tree = [

@@ -68,7 +68,8 @@ class ScriptedGenerator:
     logprobs: dict[str, float] = field(default_factory=dict)  # text -> cumulative logprob
     step_seconds: float = 0.0
     """How long a streamed step takes, like an engine's decode step: lets a
-    test's consumer act (vote, stop a sample) while the others run."""
+    test's consumer act (vote, stop a sample) while the others run. At 0 a
+    stream runs through without pausing."""
     top_logprobs: dict[str, float | list[float]] = field(default_factory=dict)
     """text -> the log-probability of every one of a token's k best
     alternatives (DeepConf's token confidence is minus it): one value for
@@ -144,9 +145,10 @@ class ScriptedGenerator:
         shown = [0] * n
         try:
             # Round-robin over the children, one token each, like an engine
-            # step; between steps others run (other requests, the consumer).
+            # step; with step_seconds, others run between steps.
             for step in range(max(len(cut.pieces) for cut in cuts)):
-                await asyncio.sleep(self.step_seconds)
+                if self.step_seconds:
+                    await asyncio.sleep(self.step_seconds)
                 for index, cut in enumerate(cuts):
                     if step >= len(cut.pieces):
                         continue

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from ponder.core.generation import Prompt, RequestRejected, Sampling
 from ponder.core.metering import Budget
+from ponder.prm.step_checker import StepChecker
 from ponder.strategies import beam_search, dvts
 from ponder.strategies.base import Task, Verifiers
 from ponder.strategies.reasoning import NoReasoning
@@ -243,3 +244,19 @@ async def test_a_blank_line_is_no_step_the_sample_goes_on_past_it() -> None:
     assert prm.calls[1][1] == [["B, Answer: 1"]]
     assert [gen.text_of(p.continuation) for p, _, _ in gen.calls] == [
         "", "Step A\n", "Step A\n\n"]
+
+
+async def test_the_step_checker_judges_a_completed_solutions_answer_step_by_step() -> None:
+    task = Task(
+        Prompt(messages=({"role": "user", "content": QUESTION},)),
+        Sampling(max_tokens=100, temperature=0.8), NoReasoning(),
+        Verifiers.of(default="checker", checker=StepChecker()),
+    )
+    result = await execute(task, tree_generator(), beam(beam_width=2, expand=2))
+    chosen = result.candidates[result.selected or 0]
+    # 3 + 4 = 7 is grounded in the question and gives the answer; 3 + 4 = 8 is false.
+    assert chosen.answer == result.answer == "7"
+    assert chosen.step_labels == ["no claim", "answer supported"]
+    assert result.tree is not None
+    wrong = next(n for n in result.tree if n.step.startswith("Y so 3 + 4 = 8"))
+    assert wrong.step_score == 0.0
