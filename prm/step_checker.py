@@ -104,6 +104,7 @@ _SAID_EQUALS = re.compile(
 # a label in parentheses: "11 (apples) + 5 (new ones) = 16".
 _UNIT = re.compile(r"(?<=\d)[ \t]+[A-Za-z]{1,20}(?=[ \t]*(?:[-+*/=]|x[ \t]*\d))")
 _LABEL = re.compile(r"(?<=\d)[ \t]*\((?=[^()]*[A-Za-z])[^()\n]{1,60}\)")
+_EQUALS_WORDS = ("is", "equal", "give", "result", "yield", "make", "get")
 _RUN_CHARS = frozenset("0123456789.+-*/^()= \t")
 _LATEX_FRACTION = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(-?\d+)\}$")
 
@@ -350,8 +351,10 @@ def find_claims(step: str) -> list[Claim]:
     """The calculator annotations first, then the equalities in the prose
     (with the annotations cut out, so ``= <<48/2=24>>24`` reads ``= 24``)."""
     chains = [_sides(annotation.split("=")) for annotation in _ANNOTATION.findall(step)]
-    # Normalised again after the words are gone: "3 apples x 4" is "3 x 4".
-    prose = normalise(_symbols(normalise(_LIST_MARKER.sub(" ", _ANNOTATION.sub(" ", step)))))
+    prose = normalise(_LIST_MARKER.sub(" ", _ANNOTATION.sub(" ", step)))
+    said = _symbols(prose)
+    if said != prose:  # normalised again once the words are gone: "3 apples x 4" is "3 x 4"
+        prose = normalise(said)
     for run in _RUN.finditer(prose):
         if len(chains) >= MAX_CLAIMS:
             break
@@ -370,6 +373,8 @@ def _symbols(prose: str) -> str:
     for keyword, pattern, replacement in _SAID_OPERATIONS:
         if keyword in lowered:  # most steps say none of them: skip the pass
             prose = pattern.sub(replacement, prose)
+    if not any(word in lowered for word in _EQUALS_WORDS):
+        return prose
     return _SAID_EQUALS.sub(lambda said: " = " if _follows_computation(prose, said.start())
                             else said.group(), prose)
 
