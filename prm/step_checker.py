@@ -5,32 +5,39 @@ step reaches (``StepScores.labels``, shown by ``include_candidates``):
 
 * **wrong claim** (0.0): a claim the step makes is false. Claims are the
   arithmetic written out (``3 * 4 = 12``, chains such as ``2+3=5=10/2``,
-  GSM8K's ``<<48/2=24>>`` annotations), checked exactly by the safe
-  evaluator in :mod:`ponder.prm.arithmetic`.
-* **ungrounded** (0.25): every claim holds, but a computation is built from
-  numbers that appear nowhere: neither in the question (in digits or in
-  words: "three", "a dozen", "half"; with the conversions its units imply)
-  nor among the results the solution computed before. ``2 + 2 = 4`` is true
-  and says nothing about ``6 - 18``. A final answer that only such work
-  supports is ungrounded too.
+  GSM8K's ``<<48/2=24>>`` annotations) and the arithmetic said in words
+  ("9 times 9 is 81", "add 9 and 8, which gives 17", "24 stickers / 4
+  friends = 6"), checked exactly by the safe evaluator in
+  :mod:`ponder.prm.arithmetic`.
 * **unsupported answer** (0.25): the solution's final answer equals the
   result of no checked computation in it: an answer stated with no work, or
   one that contradicts the work (``2 + 2 = 4. The answer is 9.``).
-* **no claim** (0.5): nothing checkable; a step of plain reasoning neither
-  helps nor hurts.
+* **ungrounded** (0.25): every claim holds, but a computation is built from
+  numbers that appear nowhere: neither in the question (in digits or in
+  words: "three", "a dozen", "half"; with the conversions its units imply,
+  :mod:`ponder.prm.quantities`) nor among the grounded results computed
+  before it. ``2 + 2 = 4`` is true and says nothing about ``6 - 18``. A
+  final answer that only such work supports is ungrounded too.
+* **partial answer** (0.5): the answer is a grounded result, but of work
+  that leaves out a number the problem gives (``2 x 7 = 14`` for "2 packs
+  of 7, and he had 8").
+* **no claim** (1.0): nothing checkable. A step of plain reasoning neither
+  helps nor hurts: under ``min`` or ``prod`` it costs its solution nothing.
 * **grounded** (1.0): every computation holds and starts from the problem.
-* **answer supported** (1.0): the last step, whose final answer equals the
-  result of a grounded computation of the solution.
+* **answer supported** (1.0): the last step of a finished solution, whose
+  final answer equals a grounded result that uses every number the problem
+  gives.
 
-A step's level depends on the question and the steps up to it, never on
-later ones, so a search can score step by step. The answer is judged only
-on a finished solution (``Solution.answer``); a partial one is judged on
-its claims alone.
+An identity (``9 * 1 = 9``, ``9 - 9 = 0``) computes nothing new: it supports
+no answer. A step's level depends on the question and the steps up to it,
+never on later ones, so a search can score step by step. The answer is
+judged only on a finished solution (``Solution.answer``); a partial one is
+judged on its claims alone.
 
-Only claims written in symbols are checked. A side that continues in words
-(``2/3 of 9 = 6``, ``20% of 50 = 10``) is incomplete and is left out rather
-than read as the false ``9 = 6``. Everything is linear in the text: claims
-and remembered values are capped, and numbers match by set lookups.
+A side that continues in words (``2/3 of 9 = 6``, ``20% of 50 = 10``) is
+incomplete and is left out rather than read as the false ``9 = 6``.
+Everything is linear in the text: claims and remembered values are capped,
+and numbers match by set lookups.
 """
 
 from __future__ import annotations
