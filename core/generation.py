@@ -58,17 +58,44 @@ class Prompt:
 
 
 @dataclass(frozen=True)
+class JsonOutput:
+    """Constrained decoding: every sample is one JSON document, valid under
+    ``schema`` (JSON Schema as JSON text, so sampling settings stay immutable
+    and comparable), or any JSON object when ``schema`` is None."""
+
+    schema: str | None = None
+    field: str = "response_format"
+    """The request field that asked for it, named when the engine refuses the
+    schema."""
+
+
+@dataclass(frozen=True)
 class Sampling:
-    """Engine-neutral sampling settings (the server maps them to vLLM's)."""
+    """Engine-neutral sampling settings (the server maps them to vLLM's).
+    Strategies pass them to every sample they draw, changing only what their
+    algorithm needs (a stop at the end of a step, log-probabilities)."""
 
     max_tokens: int | None
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0
+    """Sample among the k likeliest tokens; 0 (or -1) for all of them."""
+    min_p: float = 0.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    """(token id, bias added to its logit) pairs."""
+    min_tokens: int = 0
+    ignore_eos: bool = False
     stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
     include_stop: bool = False
+    skip_special_tokens: bool = True
     seed: int | None = None
     logprobs: bool = False
     top_logprobs: int = 0
+    json_output: JsonOutput | None = None
 
 
 @dataclass(frozen=True)
@@ -173,11 +200,16 @@ class Generator(Protocol):
 
 
 def message_text(content: object) -> str:
-    """Message content may be a string or OpenAI's list of typed parts."""
+    """Message content may be a string or OpenAI's list of typed parts; the
+    text of the parts is joined with newlines, as vLLM joins them for a chat
+    template that reads strings."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        return "\n".join(
+            part.get("text") or part.get("refusal") or ""
+            for part in content if isinstance(part, dict)
+        )
     return ""
 
 

@@ -109,12 +109,13 @@ class Meter:
             self.exhausted = True
 
     def capped(self, sampling: Sampling) -> Sampling:
-        """No single sample may outrun what is left of the token budget."""
+        """No single sample may outrun what is left of the token budget (nor
+        be asked for more tokens than that, as ``min_tokens`` would)."""
         if self.budget.max_tokens is None:
             return sampling
         left = max(1, self.budget.max_tokens - self.spent)
         cap = left if sampling.max_tokens is None else min(sampling.max_tokens, left)
-        return replace(sampling, max_tokens=cap)
+        return replace(sampling, max_tokens=cap, min_tokens=min(sampling.min_tokens, cap))
 
 
 class MeteredGenerator:
