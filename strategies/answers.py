@@ -4,6 +4,13 @@ Self-consistency and best-of-N group samples by *what they answered*, so two
 samples that wrote ``1/2`` and ``0.5`` must land in one class. Extraction is
 plain string work; the mathematical comparison is math-verify's.
 
+Structured answers compare as values: a JSON answer (``json``, the default
+when the request asks for JSON output) is the sample's JSON document, and
+two documents are one vote when they parse to the same value, whatever the
+key order, whitespace or spelling of a number (``1`` and ``1.0``). Tool calls
+(``tool_calls``) compare the same way, as names with parsed arguments
+(:mod:`ponder.strategies.tool_calls`).
+
 Sample text comes from a model and, through the API, from clients, so every
 scan here is linear in the input: no regex with nested quantifiers, braces
 matched by one pass, and no fixpoint loops that shrink a string a few
@@ -15,6 +22,7 @@ thread, so they are switched off.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import deque
 from functools import lru_cache
@@ -22,7 +30,11 @@ from typing import Any, Literal
 
 from math_verify import parse, verify
 
-AnswerFormat = Literal["auto", "number", "boxed", "choice", "text"]
+AnswerFormat = Literal["auto", "number", "boxed", "choice", "text", "json", "tool_calls"]
+WHOLE_ANSWER_FORMATS = ("json", "tool_calls")
+"""Formats whose answer is the whole content of a sample, in canonical form:
+the response returns the chosen sample's own text, not the canonical one."""
+_EXACT_FORMATS = ("choice", "text", *WHOLE_ANSWER_FORMATS)
 
 # Beyond these lengths a string is not an answer anyone votes on: a marker's
 # answer is at the start of its line (the rest is prose), and sympy's cost
@@ -77,6 +89,10 @@ def extract_answer(text: str, answer_format: AnswerFormat = "auto") -> str | Non
     if answer_format == "text":
         marked = _marked(text)
         return marked if marked is not None else _last_line(text)
+    if answer_format == "json":
+        return _json_answer(text)
+    if answer_format == "tool_calls":
+        raise ValueError("tool calls are read by the request's ToolCallReader, not from text")
     return _extract_auto(text)
 
 
@@ -87,11 +103,49 @@ def states_final_answer(text: str) -> bool:
     return _marked(text) is not None or _last_boxed(text) is not None
 
 
+def json_value(text: str) -> Any:
+    """Strict JSON (no ``NaN``) parsed, integral numbers as integers (JSON has
+    one number type: ``1.0`` is ``1``). Raises ValueError, or RecursionError
+    for absurd nesting."""
+    return _integral(json.loads(text, parse_constant=_not_json))
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per JSON value: keys sorted, no whitespace."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    return value
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _json_answer(text: str) -> str | None:
+    """The sample's JSON document, canonical; a Markdown code fence around it
+    is dropped (an unconstrained model writes one). None when it is not JSON."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.removeprefix("```json").removeprefix("```").removesuffix("```").strip()
+    try:
+        return canonical_json(json_value(body))
+    except (ValueError, RecursionError):
+        return None
+
+
 def answers_equivalent(a: str, b: str, answer_format: AnswerFormat = "auto") -> bool:
     key_a, key_b = _key_of(a, answer_format), _key_of(b, answer_format)
     if key_a == key_b:
         return True
-    if answer_format in ("choice", "text"):
+    if answer_format in _EXACT_FORMATS:
         return False
     if not (_safe_for_sympy(key_a) and _safe_for_sympy(key_b)):
         return False
@@ -107,17 +161,25 @@ def _parse(key: str) -> list[Any]:
     return parse(f"${key}$", parsing_timeout=None)
 
 
+def text_key(answer: str) -> str:
+    """What two spellings of one text answer share (case, punctuation and
+    spacing aside)."""
+    return _key_of(answer, "text")
+
+
 def _key_of(answer: str, answer_format: AnswerFormat) -> str:
     """The exact-comparison form: what two spellings of one answer share."""
     normal = normalise_answer(answer, answer_format)
     if answer_format == "text":
         return " ".join(_PUNCTUATION.sub(" ", normal.casefold()).split())
-    if answer_format == "choice":
+    if answer_format in ("choice", *WHOLE_ANSWER_FORMATS):
         return normal
     return "".join(normal.split()).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
 
 
 def normalise_answer(answer: str, answer_format: AnswerFormat) -> str:
+    if answer_format in WHOLE_ANSWER_FORMATS:
+        return answer  # canonical already
     if answer_format == "text":
         return answer.strip()
     if answer_format == "choice":

@@ -10,7 +10,7 @@ usage and enforces the budget.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -22,11 +22,13 @@ from ponder.core.generation import (
     Prompt,
     RequestRejected,
     Sampling,
+    TokenLogprob,
     message_text,
 )
 from ponder.core.metering import Meter, Usage
 from ponder.core.scoring import ProcessRewardModel, ScorerFactory, shared
 from ponder.strategies.reasoning import ReasoningSplitter
+from ponder.strategies.tool_calls import ToolCallReader
 
 
 class Emitter(Protocol):
@@ -34,7 +36,13 @@ class Emitter(Protocol):
 
     async def reasoning(self, text: str) -> None: ...
 
-    async def content(self, text: str) -> None: ...
+    async def content(
+        self, text: str, token_ids: Sequence[int] = (),
+        logprobs: Sequence[TokenLogprob] | None = None,
+    ) -> None:
+        """Answer text, with the tokens that spell it (their ids, and their
+        log-probabilities when the request asked for them)."""
+        ...
 
     async def progress(self, text: str) -> None:
         """A line about the search itself: shown as reasoning when reasoning
@@ -88,6 +96,9 @@ class StrategyResult:
     content: str
     reasoning: str | None
     finish_reason: FinishReason
+    logprobs: list[TokenLogprob] | None = None
+    """When the request asked for them: the log-probabilities of the chosen
+    sample's tokens that spell ``content`` (see ``strategies/logprobs.py``)."""
     reasoning_tokens: int = 0
     """Of the tokens the run generated, those that were reasoning rather than
     answer; the rest of ``usage`` comes from the run's meter."""
@@ -161,13 +172,15 @@ class Verifiers:
 @dataclass(frozen=True)
 class Task:
     """One run of a strategy: the request's prompt and sampling settings, how
-    the served model marks its reasoning (``NoReasoning`` for most), and the
-    verifiers a strategy may score with."""
+    the served model marks its reasoning (``NoReasoning`` for most), the
+    verifiers a strategy may score with, and, when the request lets the
+    model call tools, how to read its calls."""
 
     prompt: Prompt
     sampling: Sampling
     splitter: ReasoningSplitter
     verifiers: Verifiers = field(default_factory=Verifiers)
+    tools: ToolCallReader | None = None
 
     @property
     def question(self) -> str:

@@ -228,12 +228,18 @@ class ScriptedPRM:
 class RecordingEmitter:
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
+        self.content_tokens: list[tuple[list[int], list[TokenLogprob] | None]] = []
+        """Per content event: the ids and log-probabilities sent with it."""
 
     async def reasoning(self, text: str) -> None:
         self.events.append(("reasoning", text))
 
-    async def content(self, text: str) -> None:
+    async def content(
+        self, text: str, token_ids: Sequence[int] = (),
+        logprobs: Sequence[TokenLogprob] | None = None,
+    ) -> None:
         self.events.append(("content", text))
+        self.content_tokens.append((list(token_ids), None if logprobs is None else list(logprobs)))
 
     async def progress(self, text: str) -> None:
         self.events.append(("progress", text))
