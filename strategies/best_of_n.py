@@ -23,8 +23,8 @@ from ponder.prm.aggregate import Aggregate, aggregate
 from ponder.strategies.answers import AnswerFormat
 from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task
 from ponder.strategies.fanout import fan_out
-from ponder.strategies.prompts import PromptStyle, apply_prompt, splitter_for
-from ponder.strategies.sampled import SampledAnswers
+from ponder.strategies.prompts import PromptStyle, apply_prompt, chosen_style, splitter_for
+from ponder.strategies.sampled import SampledAnswers, answer_format_for
 from ponder.strategies.selection import select
 from ponder.strategies.voting import VoteBook
 
@@ -41,7 +41,10 @@ class Config(StrategyConfig):
         False, description="Sum solution scores per equivalent answer instead of taking the best."
     )
     prompt: PromptStyle = Field("cot", description="`cot` or `direct`, as for self_consistency.")
-    answer: AnswerFormat = Field("auto", description="How to extract each sample's answer.")
+    answer: AnswerFormat | None = Field(
+        None, description="How to extract each sample's answer (default: `tool_calls` when the "
+        "request offers tools, `json` when it asks for JSON, else `auto`)."
+    )
 
     @property
     def max_samples(self) -> int:
@@ -52,7 +55,10 @@ async def run(
     task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
 ) -> StrategyResult:
     prm_name, prm = task.verifiers.get(cfg.prm)
-    answers = SampledAnswers(splitter_for(cfg.prompt, task.splitter), cfg.answer, gen)
+    style = chosen_style(cfg.prompt, task.sampling, "prompt" in cfg.model_fields_set,
+                         param="strategy.prompt")
+    answer_format = answer_format_for(cfg.answer, task)
+    answers = SampledAnswers(splitter_for(style, task.splitter), answer_format, gen, task)
     # Mean log-probability breaks ties; a confidence scorer may want more.
     sampling = replace(
         task.sampling, logprobs=True,
@@ -66,7 +72,7 @@ async def run(
         await emit.progress(f"Solution {index + 1} answered {answers.answer_of(index, sample)!r}.\n")
         return False
 
-    fanned = await fan_out(gen, apply_prompt(task.prompt, cfg.prompt), cfg.n, sampling,
+    fanned = await fan_out(gen, apply_prompt(task.prompt, style), cfg.n, sampling,
                            on_finished if emit is not None else None)
     samples = fanned.samples
     # The scorer may judge each answer against its work; extracting them is
@@ -81,7 +87,7 @@ async def run(
     scored = await prm.score(task.question, solutions)
     scores = [aggregate(steps, cfg.aggregate) for steps in scored.scores]
 
-    book = VoteBook(cfg.answer)
+    book = VoteBook(answer_format)
 
     def tally() -> None:
         for index, answer in enumerate(extracted):

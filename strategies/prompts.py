@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from ponder.core.generation import Prompt, message_text
+from ponder.core.generation import Prompt, RequestRejected, Sampling, message_text
 from ponder.strategies.reasoning import MarkerSplitter, NoReasoning, ReasoningSplitter
 
 PromptStyle = Literal["cot", "direct"]
@@ -21,6 +21,23 @@ COT_INSTRUCTION = (
     "Think step by step, then give the final answer on its own line after "
     f"'{ANSWER_MARKER}'."
 )
+
+
+def chosen_style(style: PromptStyle, sampling: Sampling, explicit: bool, param: str) -> PromptStyle:
+    """The prompt a run sends. Constrained output (JSON, or a forced tool
+    call) is all answer and leaves no room for a trace before an answer
+    marker: the CoT prompt then gives way to the messages as sent, unless
+    the request asked for it by name, which is a contradiction to report."""
+    if style == "direct" or sampling.json_output is None:
+        return style
+    if explicit:
+        raise RequestRejected(
+            "The chain-of-thought prompt asks for reasoning before an answer marker, but "
+            f"{sampling.json_output.field} constrains every sample to JSON; use the `direct` "
+            "prompt (or strategy none).",
+            param=param,
+        )
+    return "direct"
 
 
 def apply_prompt(prompt: Prompt, style: PromptStyle) -> Prompt:

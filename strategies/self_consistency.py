@@ -30,8 +30,8 @@ from ponder.strategies.deepconf import (
     vote_offline,
 )
 from ponder.strategies.fanout import FanOut, fan_out
-from ponder.strategies.prompts import PromptStyle, apply_prompt, splitter_for
-from ponder.strategies.sampled import SampledAnswers
+from ponder.strategies.prompts import PromptStyle, apply_prompt, chosen_style, splitter_for
+from ponder.strategies.sampled import SampledAnswers, answer_format_for
 from ponder.strategies.voting import VoteBook, decided, leader_confidence
 
 MIN_SAMPLES_FOR_CONFIDENCE = 3
@@ -42,7 +42,10 @@ class Config(StrategyConfig):
     n: int = Field(8, ge=1, description="Samples to vote over.")
     prompt: PromptStyle = Field("cot", description="`cot` adds the step-by-step instruction; "
                                 "`direct` sends the messages as they are.")
-    answer: AnswerFormat = Field("auto", description="How to extract each sample's answer.")
+    answer: AnswerFormat | None = Field(
+        None, description="How to extract each sample's answer (default: `tool_calls` when the "
+        "request offers tools, `json` when it asks for JSON, else `auto`)."
+    )
     early_stop: bool = Field(False, description="Stop once the leading answer cannot be caught.")
     confidence: float | None = Field(
         None, gt=0.5, lt=1,
@@ -106,9 +109,12 @@ class Config(StrategyConfig):
 async def run(
     task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
 ) -> StrategyResult:
-    prompt = apply_prompt(task.prompt, cfg.prompt)
-    answers = SampledAnswers(splitter_for(cfg.prompt, task.splitter), cfg.answer, gen)
-    book = VoteBook(cfg.answer)
+    style = chosen_style(cfg.prompt, task.sampling, "prompt" in cfg.model_fields_set,
+                         param="strategy.prompt")
+    answer_format = answer_format_for(cfg.answer, task)
+    prompt = apply_prompt(task.prompt, style)
+    answers = SampledAnswers(splitter_for(style, task.splitter), answer_format, gen, task)
+    book = VoteBook(answer_format)
     # Mean log-probability breaks ties; DeepConf reads the k best alternatives too.
     sampling = replace(task.sampling, logprobs=True,
                        top_logprobs=TOP_K if cfg.uses_confidence else task.sampling.top_logprobs)
