@@ -3,12 +3,14 @@ text before the final-answer marker and the answer the text after it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import Field
 
 from ponder.strategies.base import Emitter, Generator, StrategyConfig, StrategyResult, Task
-from ponder.strategies.single_sample import run_single_sample
+from ponder.strategies.prompts import chosen_style
+from ponder.strategies.single_sample import run_single_samples
 
 
 class Config(StrategyConfig):
@@ -17,4 +19,11 @@ class Config(StrategyConfig):
 
 
 async def run(task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None) -> StrategyResult:
-    return await run_single_sample(task, gen, cfg.prompt, emit)
+    return (await run_choices(task, gen, cfg, 1, None if emit is None else [emit]))[0]
+
+
+async def run_choices(
+    task: Task, gen: Generator, cfg: Config, n: int, emitters: Sequence[Emitter] | None = None
+) -> list[StrategyResult]:
+    style = chosen_style(cfg.prompt, task.sampling, explicit=True, param="strategy")
+    return await run_single_samples(task, gen, style, n, emitters)
