@@ -20,8 +20,9 @@ from ponder.server.errors import register_error_handlers
 from ponder.server.hardware import fastest_cpu_dtype
 from ponder.server.limits import BodySizeLimit
 from ponder.server.metrics import Metrics
-from ponder.server.routes import chat, completions, health, models
+from ponder.server.routes import chat, completions, health, models, tokenize
 from ponder.server.serving import StrategyService
+from ponder.server.tool_calls import ToolParsers
 from ponder.strategies.base import Verifiers
 from ponder.strategies.reasoning import NoReasoning, ReasoningSplitter
 
@@ -65,6 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         engine = await stack.enter_async_context(open_engine(engine_options(settings, model_path)))
         generator = VLLMGenerator(engine)
+        await generator.warm_up()
         specs = settings.prm_specs
         prms = await stack.enter_async_context(
             open_prms(specs, kv_cache_gb=settings.prm_kv_cache_gb)
@@ -77,10 +79,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             verifiers=Verifiers(prms, settings.default_prm or (specs[0].name if specs else None)),
             metrics=app.state.metrics,
             max_model_len=generator.max_model_len,
+            tool_parsers=ToolParsers(settings.tool_call_parser, generator.tokenizer),
         )
+        app.state.generator = generator
         logger.info("ponder is serving %s as '%s'", settings.model, settings.model_name)
         yield
         app.state.service = None
+        app.state.generator = None
         app.state.engine = None
 
 
@@ -94,10 +99,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.service = None
+    app.state.generator = None
     app.state.engine = None
     register_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
+    # Open like /health, as vLLM's own server has them: its tools call them
+    # without a key (vllm bench serve probes /tokenize).
+    app.include_router(tokenize.router)
     secured = [Depends(require_api_key)]
     app.include_router(chat.router, dependencies=secured)
     app.include_router(completions.router, dependencies=secured)

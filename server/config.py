@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         None,
         description="vLLM reasoning parser for models that think in tags (deepseek_r1, qwen3, ...).",
     )
+    tool_call_parser: str | None = Field(
+        None,
+        description="vLLM tool-call parser for the model's own call format (hermes, llama3_json, "
+        "mistral, ...), needed for tool_choice auto; required and named calls need none.",
+    )
     prm: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["step-checker=step-checker", "self-judge=self-judge"],
         description=(

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -25,7 +26,8 @@ from vllm import AsyncEngineArgs, SamplingParams
 from vllm.exceptions import VLLMClientError
 from vllm.inputs import tokens_input
 from vllm.outputs import RequestOutput
-from vllm.sampling_params import RequestOutputKind
+from vllm.renderers import ChatParams
+from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -107,12 +109,18 @@ class VLLMGenerator:
         self.engine = engine
         self.tokenizer = engine.get_tokenizer()
         self.max_model_len: int = engine.model_config.max_model_len
+        self.vocab_size: int = len(self.tokenizer)
+
+    async def warm_up(self) -> None:
+        """Render a conversation once, so the first request does not pay for
+        what vLLM's renderer prepares on first use (seconds on a CPU)."""
+        await self.render(Prompt(messages=({"role": "user", "content": "Hi"},)))
 
     async def generate(self, prompt: Prompt, n: int, sampling: Sampling) -> Generation:
         ids = await self._ids(prompt)
         params = self._params(ids, n, sampling, RequestOutputKind.FINAL_ONLY)
         final: RequestOutput | None = None
-        async for output in self._run(ids, params):
+        async for output in self._run(ids, params, sampling):
             final = output
         if final is None:  # the engine ended the request without output
             raise EngineUnavailable("the engine returned no output")
@@ -134,7 +142,7 @@ class VLLMGenerator:
     ) -> AsyncIterator[SampleDelta]:
         ids = await self._ids(prompt)
         params = self._params(ids, n, sampling, RequestOutputKind.DELTA)
-        async for output in self._run(ids, params):
+        async for output in self._run(ids, params, sampling):
             for c in output.outputs:
                 yield SampleDelta(
                     index=c.index,
@@ -166,7 +174,7 @@ class VLLMGenerator:
         if prompt.token_ids is not None:
             return prompt
         # Templating and tokenising a long prompt is CPU work: off the loop.
-        ids = await asyncio.to_thread(self._render, prompt)
+        ids = await asyncio.to_thread(self.rendered_ids, prompt)
         if len(ids) >= self.max_model_len:
             raise RequestRejected(
                 f"The prompt is {len(ids)} tokens long; this model's context is "
@@ -180,18 +188,32 @@ class VLLMGenerator:
         assert rendered.token_ids is not None
         return [*rendered.token_ids, *rendered.continuation]
 
-    def _render(self, prompt: Prompt) -> list[int]:
-        if prompt.messages is not None:
-            text = self.tokenizer.apply_chat_template(
-                list(prompt.messages),
-                add_generation_prompt=True,
-                tokenize=False,
-                **dict(prompt.template_kwargs),
-            )
-            add_special = False  # the template already has BOS and friends
-        else:
-            text, add_special = prompt.text or "", True
-        return self.tokenizer.encode(text, add_special_tokens=add_special)
+    def rendered_ids(self, prompt: Prompt) -> list[int]:
+        """The prompt's token ids, however long."""
+        if prompt.messages is None:
+            return self.tokenize(prompt.text or "", add_special_tokens=True)
+        # vLLM's own chat rendering, as its server does it: content given as
+        # text parts is joined for templates that read strings (or passed as
+        # parts to templates that iterate them), assistant tool calls and
+        # tool results are shaped as templates expect, a template that
+        # rejects the conversation is a client error.
+        params = ChatParams(
+            chat_template_kwargs={"add_generation_prompt": True, **dict(prompt.template_kwargs)}
+        )
+        try:
+            _, rendered = self.engine.renderer.render_messages(list(prompt.messages), params)
+        except VLLMClientError as error:
+            raise _rejected(error, "messages") from error
+        return list(rendered["prompt_token_ids"])  # type: ignore[typeddict-item]
+
+    def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
+
+    def detokenize(self, token_ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(token_ids)
+
+    def token_strings(self, token_ids: Sequence[int]) -> list[str]:
+        return self.tokenizer.convert_ids_to_tokens(list(token_ids))
 
     def _params(
         self, ids: list[int], n: int, sampling: Sampling, kind: RequestOutputKind
@@ -209,18 +231,31 @@ class VLLMGenerator:
             return SamplingParams(
                 n=n,
                 max_tokens=max_tokens,
+                min_tokens=sampling.min_tokens,
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
+                top_k=sampling.top_k,
+                min_p=sampling.min_p,
+                presence_penalty=sampling.presence_penalty,
+                frequency_penalty=sampling.frequency_penalty,
+                repetition_penalty=sampling.repetition_penalty,
+                logit_bias=dict(sampling.logit_bias) or None,
+                ignore_eos=sampling.ignore_eos,
                 stop=list(sampling.stop) or None,
+                stop_token_ids=list(sampling.stop_token_ids) or None,
                 include_stop_str_in_output=sampling.include_stop,
+                skip_special_tokens=sampling.skip_special_tokens,
                 seed=sampling.seed,
                 logprobs=sampling.top_logprobs if wants_logprobs else None,
+                structured_outputs=_structured_outputs(sampling),
                 output_kind=kind,
             )
         except VLLMClientError as error:
-            raise RequestRejected(str(error), getattr(error, "parameter", None)) from error
+            raise _rejected(error, _json_field(sampling)) from error
 
-    async def _run(self, ids: list[int], params: SamplingParams) -> AsyncIterator[RequestOutput]:
+    async def _run(
+        self, ids: list[int], params: SamplingParams, sampling: Sampling
+    ) -> AsyncIterator[RequestOutput]:
         """The engine's output stream. Closing it (a cancelled or abandoned
         consumer) closes vLLM's generator at once, which aborts the request
         and all of its children in the engine."""
@@ -234,7 +269,33 @@ class VLLMGenerator:
         except EngineDeadError as error:
             raise EngineUnavailable("the inference engine has stopped") from error
         except VLLMClientError as error:
-            raise RequestRejected(str(error), getattr(error, "parameter", None)) from error
+            raise _rejected(error, _json_field(sampling)) from error
+
+
+def _structured_outputs(sampling: Sampling) -> StructuredOutputsParams | None:
+    if sampling.json_output is None:
+        return None
+    if sampling.json_output.schema is None:
+        return StructuredOutputsParams(json_object=True)
+    return StructuredOutputsParams(json=sampling.json_output.schema)
+
+
+def _json_field(sampling: Sampling) -> str | None:
+    return None if sampling.json_output is None else sampling.json_output.field
+
+
+# What a grammar compiler puts before its reason: a time and its source file.
+_SOURCE_LOCATION = re.compile(r"\[[0-9:]+\] \S+:[0-9]+: ")
+
+
+def _rejected(error: VLLMClientError, fallback_param: str | None) -> RequestRejected:
+    """vLLM's refusal as a 400 naming the field: its own parameter name when
+    it gives one, else the field the request's constraint came from. The
+    message is vLLM's, without the source locations a grammar compiler adds
+    (a client never sees a file path)."""
+    message = str(error.args[0]) if error.args else str(error)
+    param = getattr(error, "parameter", None) or fallback_param
+    return RequestRejected(_SOURCE_LOCATION.sub("", message).strip(), param)
 
 
 

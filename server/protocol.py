@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from ponder.strategies import STRATEGIES, StrategyConfigUnion
 from ponder.strategies.base import Candidate, TreeNode
@@ -53,19 +55,65 @@ class ErrorResponse(BaseModel):
 
 # ---------------------------------------------------------------- request
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+TOKEN_ID = Annotated[int, Field(ge=0, le=INT64_MAX)]
+TOOL_NAME = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$", description="a-z, A-Z, 0-9, _ and -; up to 64.")
+
+# Content parts a model that reads only text cannot take, by what they carry.
+MEDIA_PARTS = {
+    "image_url": "an image", "input_image": "an image", "input_audio": "audio",
+    "audio_url": "audio", "video_url": "a video", "file": "a file",
+}
+
+
+class TextPart(OpenAIModel):
+    type: Literal["text"]
+    text: str
+
+
+class RefusalPart(OpenAIModel):
+    """An assistant turn's refusal, given back in the conversation."""
+
+    type: Literal["refusal"]
+    refusal: str
+
+
+ContentPart = Annotated[Union[TextPart, RefusalPart], Field(discriminator="type")]  # noqa: UP007 - a runtime union pydantic can tag
+
 
 class ChatMessage(BaseModel):
-    # Messages carry more fields than we read (name, tool_call_id, ...); keep
-    # them, the chat template may use them.
+    # Messages carry more fields than we read (name, tool_calls,
+    # tool_call_id, ...); keep them, the chat template may use them.
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[ContentPart] | None = Field(
+        None, description="Text, or a list of text parts (joined as vLLM joins them)."
+    )
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts_only(cls, value: Any) -> Any:
+        """Name the part a text model cannot take, rather than let the
+        tagged union list every variant it did not match."""
+        for index, part in enumerate(value if isinstance(value, list) else []):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind in MEDIA_PARTS:
+                raise PydanticCustomError(
+                    "unsupported_content",
+                    "part {index} (type {kind}) carries {carries}; the served model reads text "
+                    "only: send text parts",
+                    {"index": index, "kind": kind, "carries": MEDIA_PARTS[kind]},
+                )
+        return value
 
 
 class StreamOptions(OpenAIModel):
     include_usage: bool = False
     continuous_usage_stats: bool = False
+    include_obfuscation: Literal[False] | None = Field(
+        None, description="Only false: ponder adds no obfuscation padding to its chunks."
+    )
 
 
 class BudgetLimits(OpenAIModel):
@@ -75,20 +123,114 @@ class BudgetLimits(OpenAIModel):
     seconds: float | None = Field(None, gt=0, description="Wall time the request may take.")
 
 
+class JsonSchema(OpenAIModel):
+    name: str = TOOL_NAME
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(
+        None, alias="schema", description="The JSON Schema every sample must satisfy."
+    )
+    strict: bool | None = Field(
+        None, description="Samples are always generated under the schema, strict or not."
+    )
+
+
+class TextFormat(OpenAIModel):
+    type: Literal["text"]
+
+
+class JsonObjectFormat(OpenAIModel):
+    type: Literal["json_object"]
+
+
+class JsonSchemaFormat(OpenAIModel):
+    type: Literal["json_schema"]
+    json_schema: JsonSchema
+
+
+ResponseFormat = Annotated[
+    Union[TextFormat, JsonObjectFormat, JsonSchemaFormat], Field(discriminator="type")  # noqa: UP007
+]
+
+
+class FunctionDefinition(OpenAIModel):
+    name: str = TOOL_NAME
+    description: str | None = None
+    parameters: dict[str, Any] | None = Field(
+        None, description="JSON Schema of the arguments (default: no arguments)."
+    )
+    strict: bool | None = None
+
+
+class ChatTool(OpenAIModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(OpenAIModel):
+    name: str
+
+
+class NamedToolChoice(OpenAIModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+def _not_honoured(field: str, why: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        "not_supported", "ponder does not support `{field}` as sent: {why}",
+        {"field": field, "why": why},
+    )
+
+
 class SamplingRequest(OpenAIModel):
     """What chat and plain completions share: sampling, `n`, streaming, and
-    ponder's strategy, reasoning, candidates and budget fields."""
+    ponder's strategy, reasoning, candidates and budget fields. Every
+    sampling field applies to every sample a strategy draws."""
 
     model: str
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
     n: int = Field(1, ge=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    frequency_penalty: float | None = Field(
+        None, ge=-2, le=2, description="Penalise tokens by how often they appeared so far."
+    )
+    presence_penalty: float | None = Field(
+        None, ge=-2, le=2, description="Penalise tokens that appeared at all so far."
+    )
+    logit_bias: dict[Annotated[str, Field(pattern=r"^[0-9]{1,19}$")],
+                     Annotated[float, Field(ge=-100, le=100)]] | None = Field(
+        None, description="Token id (as a string) to a bias added to its logit, -100 to 100."
+    )
+    response_format: ResponseFormat | None = Field(
+        None,
+        description="`json_object` or `json_schema`: every sample of every strategy is generated "
+        "under it (structured output); votes then compare parsed JSON.",
+    )
+
+    # vLLM's extensions, which its clients and tools send to any server.
+    top_k: int | None = Field(
+        None, ge=-1, le=2**31 - 1, description="Sample among the k likeliest tokens (-1 or 0: all)."
+    )
+    min_p: float | None = Field(
+        None, ge=0, le=1, description="Drop tokens less likely than this times the likeliest."
+    )
+    repetition_penalty: float | None = Field(
+        None, gt=0, le=2**31, description="Divide the logits of tokens seen so far (1: off)."
+    )
+    min_tokens: int = Field(0, ge=0, le=2**31 - 1, description="Tokens to generate before EOS or "
+                            "a stop may end a sample.")
+    ignore_eos: bool = Field(False, description="Generate past the end-of-sequence token.")
+    stop_token_ids: list[TOKEN_ID] | None = Field(None, description="Token ids that end a sample.")
+    skip_special_tokens: bool = Field(True, description="Leave special tokens out of the text.")
+    include_stop_str_in_output: bool = Field(
+        False, description="Keep the stop string that ended a sample in its text."
+    )
 
     strategy: StrategyConfigUnion | None = Field(
         None,
@@ -139,11 +281,104 @@ class SamplingRequest(OpenAIModel):
     def token_cap_param(self) -> str:
         return "max_tokens"
 
+    @property
+    def top_logprobs_asked(self) -> int | None:
+        """How many alternatives per token the client asked for, or None
+        when it asked for no log-probabilities."""
+        return None
+
+
+# What OpenAI defines and ponder cannot do (yet), by field: the values that
+# ask for nothing beyond what ponder does pass, anything else is a 400 that
+# says why. The field types list exactly the values that pass.
+CHAT_FIELDS_NOT_HONOURED = {
+    "audio": "ponder generates text only",
+    "modalities": 'ponder generates text only (`["text"]`)',
+    "prediction": "predicted outputs are not supported",
+    "store": "ponder stores no completions (`store` may only be false)",
+    "metadata": "metadata tags stored completions, and ponder stores none",
+    "service_tier": "ponder has one service tier (`auto` or `default`)",
+    "web_search_options": "ponder has no web search",
+    "functions": "the deprecated `functions` are not supported: send `tools`",
+    "function_call": "the deprecated `function_call` is not supported: send `tool_choice`",
+    "moderation": "ponder runs no moderation model",
+    "prompt_cache_options": "ponder's prefix cache is automatic and has no options",
+    "prompt_cache_retention": "ponder's prefix cache lives in memory (`in_memory`)",
+    "verbosity": "ponder cannot steer verbosity",
+}
+
 
 class ChatCompletionRequest(SamplingRequest):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    logprobs: bool = Field(False, description="Return the log-probability of each token of "
+                           "`message.content` (of the sample whose answer is returned).")
+    top_logprobs: int | None = Field(
+        None, ge=0, le=20, description="With `logprobs`: the likeliest alternatives per token."
+    )
+    tools: list[ChatTool] | None = Field(None, min_length=1)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = Field(
+        None,
+        description="`auto` (the default with tools) needs the server's --tool-call-parser; "
+        "`required` and a named function are generated under the tools' JSON schemas and need "
+        "none. Voting strategies vote over the calls.",
+    )
+    parallel_tool_calls: bool = Field(True, description="False: at most one call per choice.")
+    prompt_cache_key: str | None = Field(
+        None, description="Accepted: ponder's prefix cache finds shared prefixes by itself."
+    )
+    safety_identifier: str | None = None
+
+    audio: None = None
+    modalities: list[Literal["text"]] | None = None
+    prediction: None = None
+    store: Literal[False] | None = None
+    metadata: None = None
+    service_tier: Literal["auto", "default"] | None = None
+    web_search_options: None = None
+    functions: None = None
+    function_call: None = None
+    moderation: None = None
+    prompt_cache_options: None = None
+    prompt_cache_retention: Literal["in_memory"] | None = None
+    verbosity: None = None
+
+    @field_validator(*CHAT_FIELDS_NOT_HONOURED, mode="before")
+    @classmethod
+    def _not_honoured(cls, value: Any, info: ValidationInfo) -> Any:
+        assert info.field_name is not None
+        passes = {
+            "modalities": (None, ["text"]), "store": (None, False),
+            "service_tier": (None, "auto", "default"),
+            "prompt_cache_retention": (None, "in_memory"),
+        }.get(info.field_name, (None,))
+        if value not in passes:
+            raise _not_honoured(info.field_name, CHAT_FIELDS_NOT_HONOURED[info.field_name])
+        return value
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs_need_logprobs(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value and not info.data.get("logprobs"):
+            raise PydanticCustomError("needs_logprobs", "top_logprobs needs logprobs set to true")
+        return value
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _a_choice_among_the_tools(
+        cls, value: str | NamedToolChoice | None, info: ValidationInfo
+    ) -> str | NamedToolChoice | None:
+        tools: list[ChatTool] = info.data.get("tools") or []
+        if value not in (None, "none") and not tools:
+            raise PydanticCustomError("needs_tools", "tool_choice needs tools")
+        names = [tool.function.name for tool in tools]
+        if isinstance(value, NamedToolChoice) and value.function.name not in names:
+            raise PydanticCustomError(
+                "unknown_tool", "tool_choice names {name}, which is not one of the tools: {names}",
+                {"name": value.function.name, "names": ", ".join(names)},
+            )
+        return value
 
     @property
     def token_cap(self) -> int | None:
@@ -154,6 +389,17 @@ class ChatCompletionRequest(SamplingRequest):
     def token_cap_param(self) -> str:
         return "max_completion_tokens" if self.max_completion_tokens else "max_tokens"
 
+    @property
+    def top_logprobs_asked(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
+
+    @property
+    def effective_tool_choice(self) -> str | NamedToolChoice:
+        """OpenAI's default: `auto` when tools are given, else `none`."""
+        if self.tool_choice is not None:
+            return self.tool_choice
+        return "auto" if self.tools else "none"
+
 
 class CompletionRequest(SamplingRequest):
     """OpenAI's legacy completions: raw text in, text out, no chat template."""
@@ -163,6 +409,16 @@ class CompletionRequest(SamplingRequest):
     )
     # OpenAI's (and vLLM's) default for this endpoint.
     max_tokens: int | None = Field(16, ge=1)
+    logprobs: int | None = Field(
+        None, ge=0, le=20, description="Log-probabilities of the returned text's tokens, with "
+        "this many likeliest alternatives each."
+    )
+    echo: Literal[False] | None = None
+    suffix: None = None
+    best_of: int | None = Field(
+        None, ge=1, description="Only `n` (or 1): for the best of several samples use "
+        "strategy best_of_n."
+    )
 
     @field_validator("prompt", mode="before")
     @classmethod
@@ -176,9 +432,69 @@ class CompletionRequest(SamplingRequest):
             raise ValueError("at least one prompt")
         return prompts
 
+    @field_validator("echo", mode="before")
+    @classmethod
+    def _no_echo(cls, value: Any) -> Any:
+        if value not in (None, False):
+            raise _not_honoured("echo", "the prompt is not repeated in the completion")
+        return value
+
+    @field_validator("suffix", mode="before")
+    @classmethod
+    def _no_suffix(cls, value: Any) -> Any:
+        if value is not None:
+            raise _not_honoured("suffix", "text after the completion (insertion) is not supported")
+        return value
+
+    @model_validator(mode="after")
+    def _best_of_is_n(self) -> CompletionRequest:
+        if self.best_of not in (None, 1, self.n):
+            raise PydanticCustomError(
+                "not_supported", "best_of {best_of} is not supported: only `n` (or 1); for the "
+                "best of several samples use strategy best_of_n", {"best_of": self.best_of},
+            )
+        return self
+
     @property
     def prompts(self) -> list[str]:
         return self.prompt if isinstance(self.prompt, list) else [self.prompt]
+
+    @property
+    def top_logprobs_asked(self) -> int | None:
+        return self.logprobs
+
+
+class TokenizeRequest(OpenAIModel):
+    """vLLM's POST /tokenize: a raw ``prompt``, or ``messages`` rendered as
+    for a chat completion."""
+
+    model: str | None = None
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = Field(None, min_length=1)
+    tools: list[ChatTool] | None = Field(None, description="With messages: shown to the template.")
+    add_generation_prompt: bool = Field(True, description="With messages: end with the "
+                                        "assistant's turn, as a chat completion does.")
+    add_special_tokens: bool | None = Field(
+        None, description="With a prompt (default true): add BOS and friends. Messages get "
+        "them from the chat template."
+    )
+    return_token_strs: bool = False
+
+    @model_validator(mode="after")
+    def _prompt_or_messages(self) -> TokenizeRequest:
+        if (self.prompt is None) == (self.messages is None):
+            raise PydanticCustomError("prompt_or_messages", "send either prompt or messages")
+        if self.messages is not None and self.add_special_tokens:
+            raise PydanticCustomError(
+                "special_tokens", "add_special_tokens is for a prompt: the chat template adds "
+                "what a conversation needs"
+            )
+        return self
+
+
+class DetokenizeRequest(OpenAIModel):
+    model: str | None = None
+    tokens: list[TOKEN_ID]
 
 
 # ---------------------------------------------------------------- response
@@ -233,18 +549,66 @@ class PonderInfo(PonderRun):
     choices: list[PonderRun] | None = None
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str = Field(description="JSON text, as the model wrote it.")
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class FunctionCallDelta(OmitNone):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(OmitNone):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionCallDelta | None = None
+
+
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprobInfo(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChatLogprobs(BaseModel):
+    content: list[TokenLogprobInfo] | None
+    refusal: list[TokenLogprobInfo] | None = None
+
+
+class CompletionLogprobs(BaseModel):
+    """The legacy completions shape: parallel lists, one entry per token."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]] | None
+    text_offset: list[int]
+
+
 class ResponseMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
     reasoning_content: str | None = None
     reasoning: str | None = None
+    tool_calls: list[ToolCall] | None = None
 
 
 class Choice(BaseModel):
     index: int
     message: ResponseMessage
     finish_reason: str
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
 
 
 def completion_id() -> str:
@@ -266,13 +630,14 @@ class Delta(OmitNone):
     content: str | None = None
     reasoning_content: str | None = None
     reasoning: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChunkChoice(BaseModel):
     index: int
     delta: Delta
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
 
 
 class ChatCompletionChunk(OmitNone):
@@ -289,7 +654,7 @@ class CompletionChoice(BaseModel):
     index: int
     text: str
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
     reasoning_content: str | None = None
     reasoning: str | None = None
 
@@ -323,6 +688,20 @@ class CompletionChunk(OmitNone):
     choices: list[CompletionChoice]
     usage: UsageInfo | None = None
     ponder: PonderInfo | None = None
+
+
+# ---------------------------------------------------------------- tokenizer
+
+
+class TokenizeResponse(BaseModel):
+    count: int
+    max_model_len: int
+    tokens: list[int]
+    token_strs: list[str] | None = None
+
+
+class DetokenizeResponse(BaseModel):
+    prompt: str
 
 
 # ---------------------------------------------------------------- listings

@@ -4,30 +4,47 @@ streaming in ``streaming.py``."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
-from ponder.core.generation import Generator, Prompt, Sampling
+from ponder.core.generation import Generator, JsonOutput, Prompt, Sampling
 from ponder.core.metering import Budget
 from ponder.server.config import Settings
 from ponder.server.errors import InvalidRequest, NotFound, Overloaded
 from ponder.server.metrics import Metrics
-from ponder.server.protocol import ChatCompletionRequest, CompletionRequest, SamplingRequest
+from ponder.server.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    JsonSchemaFormat,
+    SamplingRequest,
+)
+from ponder.server.tool_calls import ToolParsers, ToolUse
 from ponder.strategies import STRATEGIES, Strategy
 from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task, Verifiers
 from ponder.strategies.reasoning import ReasoningSplitter
 
 ALIAS_SEPARATOR = "@"
+SEED_SPAN = 2**64
+"""Seeds wrap within what the engine takes (two's complement 64-bit)."""
 
 
 @dataclass
 class RequestRun:
-    """One request, resolved: the strategy and one task per choice."""
+    """One request, resolved: the strategy, one task per choice, and which
+    choices run together."""
 
     request: SamplingRequest
     strategy: Strategy
     config: StrategyConfig
     tasks: list[Task]
+    batches: list[range]
+    """Choices that one run serves: a prompt's ``n`` choices when the
+    strategy draws them from one engine request (``none``, ``cot``, not
+    greedy), else each choice alone."""
+    tools: ToolUse | None = None
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -43,6 +60,7 @@ class StrategyService:
     verifiers: Verifiers
     metrics: Metrics
     max_model_len: int
+    tool_parsers: ToolParsers = field(default_factory=ToolParsers)
     in_flight: int = 0
 
     def resolve(self, request: SamplingRequest) -> RequestRun:
@@ -67,18 +85,52 @@ class StrategyService:
                 f"{param} is {cap}; this model's context is {self.max_model_len} tokens.",
                 param=param,
             )
+        if cap is not None and request.min_tokens > cap:
+            raise InvalidRequest(
+                f"min_tokens is {request.min_tokens}, more than {request.token_cap_param} "
+                f"({cap}) allows.",
+                param="min_tokens",
+            )
+        tools = (self.tool_parsers.for_request(request)
+                 if isinstance(request, ChatCompletionRequest) else None)
+        sampling = _sampling(request, tools)
         choices = [prompt for prompt in prompts for _ in range(request.n)]
-        tasks = [self._task(request, prompt, index) for index, prompt in enumerate(choices)]
-        return RequestRun(request, strategy, config, tasks)
+        tasks = [
+            Task(prompt, self._seeded(sampling, request, index), self.splitter, self.verifiers,
+                 tools=None if tools is None else tools.reader)
+            for index, prompt in enumerate(choices)
+        ]
+        # Greedy children would all be one sample, and vLLM refuses n > 1 at
+        # temperature 0: greedy choices run one request each.
+        shared = strategy.run_choices is not None and sampling.temperature > 0
+        batches = [
+            range(start, start + (request.n if shared else 1))
+            for start in range(0, len(choices), request.n if shared else 1)
+        ]
+        return RequestRun(request, strategy, config, tasks, batches, tools)
 
-    async def run_strategy(
-        self, run: RequestRun, task: Task, emit: Emitter | None = None
-    ) -> StrategyResult:
+    async def run_batch(
+        self, run: RequestRun, batch: range, emitters: Sequence[Emitter] | None = None
+    ) -> list[StrategyResult]:
+        """The results of ``batch``'s choices, from one strategy run when
+        the strategy draws them together, else from one run each."""
         limits = run.request.budget
         budget = None if limits is None else Budget(limits.max_tokens, limits.seconds)
-        result = await run.strategy.execute(task, self.generator, run.config, emit, budget)
-        self.metrics.record_result(run.strategy.name, result)
-        return result
+        task = run.tasks[batch.start]
+        if len(batch) > 1:
+            results = await run.strategy.execute_choices(
+                task, self.generator, run.config, len(batch), emitters, budget
+            )
+        else:
+            emit = None if emitters is None else emitters[0]
+            results = [await run.strategy.execute(task, self.generator, run.config, emit, budget)]
+        for result in results:
+            self.metrics.record_result(run.strategy.name, result)
+        return results
+
+    async def run_all(self, run: RequestRun) -> list[StrategyResult]:
+        batches = await asyncio.gather(*(self.run_batch(run, batch) for batch in run.batches))
+        return [result for batch in batches for result in batch]
 
     def admit(self, run: RequestRun) -> None:
         """Take a slot for ``run`` until :meth:`finished`, or refuse it with a
@@ -99,13 +151,18 @@ class StrategyService:
         seconds = time.monotonic() - run.started
         self.metrics.record_request(run.strategy.name, run.request.stream, status, seconds)
 
-    def _strategy(self, request: SamplingRequest) -> tuple[Strategy, StrategyConfig]:
-        model, _, alias = request.model.partition(ALIAS_SEPARATOR)
-        if model != self.settings.model_name or (alias and alias not in STRATEGIES):
+    def strategy_alias(self, model: str) -> str:
+        """The strategy a model name picks (``smollm2@cot``: ``cot``; none:
+        ""), or a 404 for a model this server does not serve."""
+        name, _, alias = model.partition(ALIAS_SEPARATOR)
+        if name != self.settings.model_name or (alias and alias not in STRATEGIES):
             raise NotFound(
-                f"The model '{request.model}' does not exist; see GET /v1/models.",
-                param="model",
+                f"The model '{model}' does not exist; see GET /v1/models.", param="model"
             )
+        return alias
+
+    def _strategy(self, request: SamplingRequest) -> tuple[Strategy, StrategyConfig]:
+        alias = self.strategy_alias(request.model)
         if request.strategy is not None:
             config = request.strategy
         else:
@@ -113,22 +170,53 @@ class StrategyService:
             config = STRATEGIES[name].config()
         return STRATEGIES[config.name], config  # type: ignore[attr-defined]
 
-    def _task(self, request: SamplingRequest, prompt: Prompt, choice: int) -> Task:
-        # Each choice is an independent run: give it its own seed range, wide
-        # enough for the children a fanned-out strategy derives from it.
-        seed = None if request.seed is None else request.seed + choice * self.settings.max_samples
-        return Task(
-            prompt=prompt,
-            sampling=Sampling(
-                max_tokens=request.token_cap,
-                temperature=1.0 if request.temperature is None else request.temperature,
-                top_p=1.0 if request.top_p is None else request.top_p,
-                stop=tuple(request.stop or ()),
-                seed=seed,
-            ),
-            splitter=self.splitter,
-            verifiers=self.verifiers,
-        )
+    def _seeded(self, sampling: Sampling, request: SamplingRequest, choice: int) -> Sampling:
+        """Each choice is an independent run: give it its own seed range,
+        wide enough for the children a fanned-out strategy derives from it."""
+        if request.seed is None:
+            return sampling
+        seed = request.seed + choice * self.settings.max_samples
+        return replace(sampling, seed=(seed + SEED_SPAN // 2) % SEED_SPAN - SEED_SPAN // 2)
+
+
+def _sampling(request: SamplingRequest, tools: ToolUse | None) -> Sampling:
+    """The request's sampling settings, for every sample of every choice."""
+    top_logprobs = request.top_logprobs_asked
+    return Sampling(
+        max_tokens=request.token_cap,
+        temperature=1.0 if request.temperature is None else request.temperature,
+        top_p=1.0 if request.top_p is None else request.top_p,
+        top_k=request.top_k or 0,
+        min_p=request.min_p or 0.0,
+        presence_penalty=request.presence_penalty or 0.0,
+        frequency_penalty=request.frequency_penalty or 0.0,
+        repetition_penalty=request.repetition_penalty or 1.0,
+        logit_bias=tuple((int(token), bias) for token, bias in (request.logit_bias or {}).items()),
+        min_tokens=request.min_tokens,
+        ignore_eos=request.ignore_eos,
+        stop=tuple(request.stop or ()),
+        stop_token_ids=tuple(request.stop_token_ids or ()),
+        include_stop=request.include_stop_str_in_output,
+        skip_special_tokens=request.skip_special_tokens and not (
+            tools is not None and tools.keeps_special_tokens
+        ),
+        logprobs=top_logprobs is not None,
+        top_logprobs=top_logprobs or 0,
+        json_output=_json_output(request, tools),
+    )
+
+
+def _json_output(request: SamplingRequest, tools: ToolUse | None) -> JsonOutput | None:
+    """A forced tool call is generated under its tools' schema; otherwise
+    ``response_format`` says what every sample must be."""
+    if tools is not None and tools.json_output is not None:
+        return tools.json_output
+    wanted = request.response_format
+    if wanted is None or wanted.type == "text":
+        return None
+    if isinstance(wanted, JsonSchemaFormat) and wanted.json_schema.schema_ is not None:
+        return JsonOutput(json.dumps(wanted.json_schema.schema_))
+    return JsonOutput()
 
 
 def _prompts(request: SamplingRequest) -> list[Prompt]:
@@ -141,6 +229,8 @@ def _prompts(request: SamplingRequest) -> list[Prompt]:
             "reasoning_effort": request.reasoning_effort,
             "enable_thinking": request.reasoning_effort != "none",
         }
+    if request.tools:
+        template_kwargs["tools"] = [tool.model_dump(exclude_none=True) for tool in request.tools]
     return [Prompt(
         messages=tuple(m.model_dump(exclude_none=True) for m in request.messages),
         template_kwargs=tuple(template_kwargs.items()),

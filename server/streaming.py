@@ -13,14 +13,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ponder.core.generation import TokenLogprob
 from ponder.server.errors import CLIENT_CLOSED_REQUEST, as_ponder_error, error_body
 from ponder.server.formats import PieceKind, ResponseFormat, ponder_info, total_usage
 from ponder.server.serving import RequestRun, StrategyService
-from ponder.strategies.base import StrategyResult, Task
+from ponder.strategies.base import StrategyResult
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class Event:
     kind: Literal["reasoning", "content", "comment", "done", "error"]
     choice: int
     text: str = ""
+    token_ids: Sequence[int] = ()
+    logprobs: Sequence[TokenLogprob] | None = None
     result: StrategyResult | None = None
     error: BaseException | None = None
 
@@ -51,8 +54,11 @@ class QueueEmitter:
         if self._visible:
             self._queue.put_nowait(Event("reasoning", self._choice, text))
 
-    async def content(self, text: str) -> None:
-        self._queue.put_nowait(Event("content", self._choice, text))
+    async def content(
+        self, text: str, token_ids: Sequence[int] = (),
+        logprobs: Sequence[TokenLogprob] | None = None,
+    ) -> None:
+        self._queue.put_nowait(Event("content", self._choice, text, token_ids, logprobs))
 
     async def progress(self, text: str) -> None:
         kind: Literal["reasoning", "comment"] = "reasoning" if self._visible else "comment"
@@ -67,9 +73,7 @@ class ResponseStream:
         self.run = run
         self.shape = shape
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
-        self.tasks = [
-            asyncio.create_task(self._run_choice(i, task)) for i, task in enumerate(run.tasks)
-        ]
+        self.tasks = [asyncio.create_task(self._run_batch(batch)) for batch in run.batches]
         self._first: Event | None = None
         self.id = shape.new_id()
         self.created = int(time.time())
@@ -89,14 +93,15 @@ class ResponseStream:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
-    async def _run_choice(self, choice: int, task: Task) -> None:
-        emitter = QueueEmitter(self.queue, choice, self.run.visible)
+    async def _run_batch(self, batch: range) -> None:
+        emitters = [QueueEmitter(self.queue, choice, self.run.visible) for choice in batch]
         try:
-            result = await self.service.run_strategy(self.run, task, emitter)
+            results = await self.service.run_batch(self.run, batch, emitters)
         except Exception as error:  # noqa: BLE001 - forwarded to the client as an error chunk
-            self.queue.put_nowait(Event("error", choice, error=error))
+            self.queue.put_nowait(Event("error", batch.start, error=error))
         else:
-            self.queue.put_nowait(Event("done", choice, result=result))
+            for choice, result in zip(batch, results):
+                self.queue.put_nowait(Event("done", choice, result=result))
 
     async def frames(self) -> AsyncIterator[str]:
         status = CLIENT_CLOSED_REQUEST
@@ -121,17 +126,19 @@ class ResponseStream:
     async def _chunks(self) -> AsyncIterator[str]:
         results: dict[int, StrategyResult] = {}
         openings = [
-            opening for i in range(len(self.tasks)) if (opening := self.shape.opening(i)) is not None
+            opening for i in range(len(self.run.tasks))
+            if (opening := self.shape.opening(i)) is not None
         ]
         if openings:
             yield self._chunk(openings)
-        while len(results) < len(self.tasks):
+        while len(results) < len(self.run.tasks):
             event = self._first or await self.queue.get()
             self._first = None
             if event.kind == "error":
                 assert event.error is not None
                 raise event.error
-            yield self._frame(event, results)
+            if frame := self._frame(event, results):
+                yield frame
         if self._include_usage:
             yield self._chunk([], usage=total_usage([results[i] for i in sorted(results)]))
 
@@ -141,15 +148,20 @@ class ResponseStream:
         return bool(options and options.include_usage)
 
     def _frame(self, event: Event, results: dict[int, StrategyResult]) -> str:
+        """The SSE frames an event makes (none while a tool-call parser holds
+        text back)."""
         if event.kind == "comment":
             return "".join(f": {line}\n" for line in event.text.splitlines() or [""]) + "\n"
         if event.kind == "done":
             assert event.result is not None
             results[event.choice] = event.result
-            finish = self.shape.finish(event.choice, event.result.finish_reason)
-            return self._chunk([finish], ponder=ponder_info(self.run, [event.result]))
+            *pieces, finish = self.shape.finish(event.choice, event.result)
+            return "".join(self._chunk([piece]) for piece in pieces) + self._chunk(
+                [finish], ponder=ponder_info(self.run, [event.result])
+            )
         kind: PieceKind = "reasoning" if event.kind == "reasoning" else "content"
-        return self._chunk([self.shape.piece(event.choice, kind, event.text)])
+        piece = self.shape.piece(event.choice, kind, event.text, event.token_ids, event.logprobs)
+        return "" if piece is None else self._chunk([piece])
 
     def _chunk(self, choices: list[Any], **extra: object) -> str:
         return _data(self.shape.chunk(

@@ -29,7 +29,7 @@ class Server:
 def server() -> Iterator[Server]:
     port = free_port()
     command = [sys.executable, "-m", "ponder.server.cli", "serve", "--port", str(port),
-               "--api-key", API_KEY, "--log-level", "warning"]
+               "--api-key", API_KEY, "--log-level", "warning", "--tool-call-parser", "hermes"]
     with launched("ponder", command, port, "smollm2", timeout=STARTUP_TIMEOUT_S) as running:
         yield Server(running.base_url, API_KEY)
 

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from ponder.server.deps import ServiceDep
-from ponder.server.formats import CHAT
+from ponder.server.formats import ChatFormat
 from ponder.server.protocol import ChatCompletionRequest, ChatCompletionResponse
 from ponder.server.routes.respond import ERRORS, respond
 
@@ -22,4 +22,4 @@ router = APIRouter(tags=["chat"])
 async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, service: ServiceDep
 ) -> BaseModel | StreamingResponse:
-    return await respond(body, request, service, CHAT)
+    return await respond(body, request, service, ChatFormat)

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from ponder.server.deps import ServiceDep
-from ponder.server.formats import COMPLETION
+from ponder.server.formats import CompletionFormat
 from ponder.server.protocol import CompletionRequest, CompletionResponse
 from ponder.server.routes.respond import ERRORS, respond
 
@@ -22,4 +22,4 @@ router = APIRouter(tags=["completions"])
 async def create_completion(
     body: CompletionRequest, request: Request, service: ServiceDep
 ) -> BaseModel | StreamingResponse:
-    return await respond(body, request, service, COMPLETION)
+    return await respond(body, request, service, CompletionFormat)

@@ -5,6 +5,7 @@ stream, cancelling everything if the client hangs up."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
@@ -13,7 +14,7 @@ from pydantic import BaseModel
 from ponder.server.errors import CLIENT_CLOSED_REQUEST, as_ponder_error
 from ponder.server.formats import ResponseFormat
 from ponder.server.protocol import ErrorResponse, SamplingRequest
-from ponder.server.serving import StrategyService
+from ponder.server.serving import RequestRun, StrategyService
 from ponder.server.streaming import ResponseStream
 from ponder.strategies.base import StrategyResult
 
@@ -21,9 +22,11 @@ ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 42
 
 
 async def respond(
-    body: SamplingRequest, request: Request, service: StrategyService, shape: ResponseFormat
+    body: SamplingRequest, request: Request, service: StrategyService,
+    shape_for: Callable[[RequestRun], ResponseFormat],
 ) -> BaseModel | StreamingResponse:
     run = service.resolve(body)
+    shape = shape_for(run)
     service.admit(run)
     status = CLIENT_CLOSED_REQUEST
     handed_to_stream = False
@@ -33,11 +36,9 @@ async def respond(
             await stream.first_event()
             handed_to_stream = True  # from here the stream reports its own end
             return StreamingResponse(stream.frames(), media_type="text/event-stream")
-        results = await _until_disconnect(
-            request, asyncio.gather(*(service.run_strategy(run, task) for task in run.tasks))
-        )
+        results = await _until_disconnect(request, asyncio.ensure_future(service.run_all(run)))
         status = 200
-        return shape.response(run, results)
+        return shape.response(results)
     except Exception as error:
         status = as_ponder_error(error).status
         raise

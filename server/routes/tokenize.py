@@ -1,0 +1,63 @@
+"""vLLM's POST /tokenize and POST /detokenize: what the served model's
+tokenizer makes of a prompt, or of a conversation rendered exactly as for a
+chat completion, and back. vLLM's tools call them on any server they are
+pointed at (``vllm bench serve`` lines its prompts up with them)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+
+from ponder.core.generation import Prompt
+from ponder.server.deps import EngineGeneratorDep, ServiceDep
+from ponder.server.errors import InvalidRequest
+from ponder.server.protocol import (
+    DetokenizeRequest,
+    DetokenizeResponse,
+    TokenizeRequest,
+    TokenizeResponse,
+)
+from ponder.server.routes.respond import ERRORS
+
+router = APIRouter(tags=["tokenizer"])
+
+
+@router.post("/tokenize", response_model=TokenizeResponse, responses=ERRORS)
+async def tokenize(
+    body: TokenizeRequest, service: ServiceDep, generator: EngineGeneratorDep
+) -> TokenizeResponse:
+    if body.model is not None:
+        service.strategy_alias(body.model)
+    if body.messages is not None:
+        template_kwargs: dict[str, object] = {"add_generation_prompt": body.add_generation_prompt}
+        if body.tools:
+            template_kwargs["tools"] = [tool.model_dump(exclude_none=True) for tool in body.tools]
+        prompt = Prompt(
+            messages=tuple(m.model_dump(exclude_none=True) for m in body.messages),
+            template_kwargs=tuple(template_kwargs.items()),
+        )
+        ids = await asyncio.to_thread(generator.rendered_ids, prompt)
+    else:
+        add_special = body.add_special_tokens is not False
+        ids = await asyncio.to_thread(generator.tokenize, body.prompt or "", add_special)
+    return TokenizeResponse(
+        count=len(ids), max_model_len=generator.max_model_len, tokens=ids,
+        token_strs=generator.token_strings(ids) if body.return_token_strs else None,
+    )
+
+
+@router.post("/detokenize", response_model=DetokenizeResponse, responses=ERRORS)
+async def detokenize(
+    body: DetokenizeRequest, service: ServiceDep, generator: EngineGeneratorDep
+) -> DetokenizeResponse:
+    if body.model is not None:
+        service.strategy_alias(body.model)
+    unknown = [token for token in body.tokens if token >= generator.vocab_size]
+    if unknown:
+        raise InvalidRequest(
+            f"tokens {unknown[:5]} are not in this model's vocabulary of "
+            f"{generator.vocab_size} tokens.",
+            param="tokens",
+        )
+    return DetokenizeResponse(prompt=await asyncio.to_thread(generator.detokenize, body.tokens))
