@@ -55,7 +55,7 @@ async def run(
     task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
 ) -> StrategyResult:
     prm_name, prm = task.verifiers.get(cfg.prm)
-    style = chosen_style(cfg.prompt, task.sampling, "prompt" in cfg.model_fields_set,
+    style = chosen_style(cfg.prompt, task, "prompt" in cfg.model_fields_set,
                          param="strategy.prompt")
     answer_format = answer_format_for(cfg.answer, task)
     answers = SampledAnswers(splitter_for(style, task.splitter), answer_format, gen, task)

@@ -25,5 +25,5 @@ async def run(task: Task, gen: Generator, cfg: Config, emit: Emitter | None = No
 async def run_choices(
     task: Task, gen: Generator, cfg: Config, n: int, emitters: Sequence[Emitter] | None = None
 ) -> list[StrategyResult]:
-    style = chosen_style(cfg.prompt, task.sampling, explicit=True, param="strategy")
+    style = chosen_style(cfg.prompt, task, explicit=True, param="strategy")
     return await run_single_samples(task, gen, style, n, emitters)

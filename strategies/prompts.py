@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from ponder.core.generation import Prompt, RequestRejected, Sampling, message_text
+from ponder.core.generation import Prompt, RequestRejected, message_text
+from ponder.strategies.base import Task
 from ponder.strategies.reasoning import MarkerSplitter, NoReasoning, ReasoningSplitter
 
 PromptStyle = Literal["cot", "direct"]
@@ -23,21 +24,23 @@ COT_INSTRUCTION = (
 )
 
 
-def chosen_style(style: PromptStyle, sampling: Sampling, explicit: bool, param: str) -> PromptStyle:
-    """The prompt a run sends. Constrained output (JSON, or a forced tool
-    call) is all answer and leaves no room for a trace before an answer
-    marker: the CoT prompt then gives way to the messages as sent, unless
-    the request asked for it by name, which is a contradiction to report."""
-    if style == "direct" or sampling.json_output is None:
+def chosen_style(style: PromptStyle, task: Task, explicit: bool, param: str) -> PromptStyle:
+    """The prompt a run sends. When the answer is JSON or a tool call, the
+    messages go as sent unless the CoT prompt is asked for by name: a model
+    calls tools in the format it was trained to, not after an answer marker.
+    Constrained output (JSON, a forced call) is all answer and leaves no room
+    for a trace at all, so asking for the CoT prompt there is a 400."""
+    constrained = task.sampling.json_output
+    if style == "direct" or (constrained is None and task.tools is None):
         return style
-    if explicit:
+    if explicit and constrained is not None:
         raise RequestRejected(
             "The chain-of-thought prompt asks for reasoning before an answer marker, but "
-            f"{sampling.json_output.field} constrains every sample to JSON; use the `direct` "
-            "prompt (or strategy none).",
+            f"{constrained.field} constrains every sample to JSON; use the `direct` prompt "
+            "(or strategy none).",
             param=param,
         )
-    return "direct"
+    return style if explicit else "direct"
 
 
 def apply_prompt(prompt: Prompt, style: PromptStyle) -> Prompt:

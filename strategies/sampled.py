@@ -111,7 +111,7 @@ class SampledAnswers:
             reasoning=split.reasoning or (None if self._whole else chosen_sample.text) or None,
             finish_reason="length" if chosen_sample.finish_reason == "length" else "stop",
             logprobs=(
-                content_logprobs(self._gen, chosen_sample, content, split.reasoning_end)
+                content_logprobs(self._gen, chosen_sample, content, split.content)
                 if self._with_logprobs else None
             ),
             reasoning_tokens=sum(self.reasoning_tokens(i, s) for i, s in enumerate(samples)),

@@ -109,7 +109,7 @@ class Config(StrategyConfig):
 async def run(
     task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
 ) -> StrategyResult:
-    style = chosen_style(cfg.prompt, task.sampling, "prompt" in cfg.model_fields_set,
+    style = chosen_style(cfg.prompt, task, "prompt" in cfg.model_fields_set,
                          param="strategy.prompt")
     answer_format = answer_format_for(cfg.answer, task)
     prompt = apply_prompt(task.prompt, style)

@@ -98,7 +98,7 @@ def _result(sample: Sample, splitter: ReasoningSplitter, gen: Generator) -> Stra
         content=split.content,
         reasoning=split.reasoning or None,
         finish_reason=sample.finish_reason,
-        logprobs=content_logprobs(gen, sample, split.content, split.reasoning_end),
+        logprobs=content_logprobs(gen, sample, split.content),
         reasoning_tokens=(
             gen.count_tokens(sample.token_ids, split.reasoning_end) if split.reasoning else 0
         ),

@@ -140,8 +140,11 @@ async def test_samples_that_call_nothing_vote_with_their_text() -> None:
 
     texts = ['CALL {"city": "Paris"}', "It is sunny.", "It is sunny.", 'CALL {"city":"Paris"}',
              "It is  sunny."]
-    result = await execute(_task(Sampling(max_tokens=50, temperature=0.7), Tagged()),
-                           ScriptedGenerator.of(*texts), self_consistency.Config(n=5))
+    gen = ScriptedGenerator.of(*texts)
+    result = await execute(_task(Sampling(max_tokens=50, temperature=0.7), Tagged()), gen,
+                           self_consistency.Config(n=5))
+    # A model calls tools in its own format: no CoT instruction unless asked.
+    assert gen.calls[0][0].messages == QUESTION
     assert result.votes == {"it is sunny": 3,
                             calls_answer([ToolCall("weather", '{"city": "Paris"}')]): 2}
     assert result.content == "It is sunny."
