@@ -108,12 +108,26 @@ class ChatMessage(BaseModel):
         return value
 
 
+def _not_honoured(field: str, why: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        "not_supported", "ponder does not support `{field}` as sent: {why}",
+        {"field": field, "why": why},
+    )
+
+
 class StreamOptions(OpenAIModel):
     include_usage: bool = False
     continuous_usage_stats: bool = False
     include_obfuscation: Literal[False] | None = Field(
         None, description="Only false: ponder adds no obfuscation padding to its chunks."
     )
+
+    @field_validator("include_obfuscation", mode="before")
+    @classmethod
+    def _no_obfuscation(cls, value: Any) -> Any:
+        if value not in (None, False):
+            raise _not_honoured("include_obfuscation", "ponder adds no obfuscation padding")
+        return value
 
 
 class BudgetLimits(OpenAIModel):
@@ -173,13 +187,6 @@ class NamedFunction(OpenAIModel):
 class NamedToolChoice(OpenAIModel):
     type: Literal["function"]
     function: NamedFunction
-
-
-def _not_honoured(field: str, why: str) -> PydanticCustomError:
-    return PydanticCustomError(
-        "not_supported", "ponder does not support `{field}` as sent: {why}",
-        {"field": field, "why": why},
-    )
 
 
 class SamplingRequest(OpenAIModel):

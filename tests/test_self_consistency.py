@@ -15,6 +15,7 @@ from ponder.strategies.voting import decided, leader_confidence
 from .fakes import RecordingEmitter, ScriptedGenerator, execute, tokenize
 
 QUESTION = ({"role": "user", "content": "What is 2 + 3?"},)
+QUESTION_PROMPT = Prompt(messages=QUESTION)
 
 
 def _task(temperature: float = 0.7) -> Task:
@@ -135,3 +136,26 @@ async def test_temperature_zero_is_refused() -> None:
     with pytest.raises(RequestRejected) as caught:
         await execute(_task(temperature=0), ScriptedGenerator.of("1"), _config(n=4))
     assert caught.value.param == "temperature"
+
+
+async def test_logprobs_are_those_of_the_returned_answer() -> None:
+    """The content is the extracted answer: its log-probabilities are those
+    of the chosen sample's tokens that spell it, not of its trace."""
+    texts = ["2 plus 3 is 5.\nAnswer: 5", "Answer: 5", "So 1,000.\nAnswer: 1,000"]
+    gen = ScriptedGenerator.of(*texts)
+    gen.logprobs = {texts[0]: -1.0, texts[1]: -4.0, texts[2]: -2.0}
+    asked = Task(QUESTION_PROMPT, Sampling(max_tokens=200, temperature=0.7, logprobs=True),
+                 NoReasoning())
+    result = await execute(asked, gen, _config(n=2))
+    assert result.content == "5" and result.logprobs is not None
+    assert [t.token for t in result.logprobs] == [" 5"]  # the last "5" of the chosen sample
+    # An answer the extractor rewrote ("1,000" -> "1000") is not in the text:
+    # its log-probabilities are those of the text it came from.
+    gen = ScriptedGenerator.of(texts[2])
+    gen.logprobs = {texts[2]: -2.0}
+    rewritten = await execute(asked, gen, _config(n=1))
+    assert rewritten.content == "1000"
+    assert rewritten.logprobs is not None
+    assert "".join(t.token for t in rewritten.logprobs) == " 1,000"
+    # Log-probabilities the strategy drew for its own use are not returned.
+    assert (await execute(_task(), ScriptedGenerator.of(*texts[:2]), _config(n=2))).logprobs is None

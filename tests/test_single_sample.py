@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from ponder.core.generation import Prompt, Sampling
-from ponder.strategies import cot, none
+from dataclasses import replace
+
+import pytest
+
+from ponder.core.generation import JsonOutput, Prompt, RequestRejected, Sampling
+from ponder.strategies import STRATEGIES, cot, none
 from ponder.strategies.base import Task
 from ponder.strategies.prompts import COT_INSTRUCTION
 from ponder.strategies.reasoning import NoReasoning
@@ -62,3 +66,68 @@ async def test_token_cap_reports_length() -> None:
     assert result.finish_reason == "length"
     assert result.content == "one two three"
     assert result.usage.completion_tokens == 3
+
+
+def _with_logprobs(task: Task) -> Task:
+    return replace(task, sampling=replace(task.sampling, logprobs=True))
+
+
+async def test_cot_returns_the_logprobs_of_its_answer_alone() -> None:
+    """The trace is not content: as vLLM does for reasoning models, the
+    log-probabilities returned are those of the answer's tokens."""
+    text = "First, 6 - 18 = -12.\nAnswer: -12"
+    gen = ScriptedGenerator.of(text)
+    gen.logprobs = {text: -6.0}
+    result = await execute(_with_logprobs(_task()), gen, cot.Config())
+    assert result.content == "-12"
+    assert result.logprobs is not None
+    assert [t.token for t in result.logprobs] == [" -", "12"]  # " -" reaches into "-12"
+    assert all(t.logprob == -6.0 / 14 for t in result.logprobs)  # -6 over 14 tokens
+
+
+async def test_streamed_content_carries_the_same_tokens() -> None:
+    text = "First, 6 - 18 = -12.\nAnswer: -12"
+    gen = ScriptedGenerator.of(text)
+    gen.logprobs = {text: -6.0}
+    emitter = RecordingEmitter()
+    result = await execute(_with_logprobs(_task()), gen, cot.Config(), emitter)
+    streamed = [t for _, logprobs in emitter.content_tokens for t in logprobs or ()]
+    assert streamed == result.logprobs
+    # The last two of the sample's 14 tokens, " -" and "12".
+    assert [i for ids, _ in emitter.content_tokens for i in ids] == [12, 13]
+
+
+async def test_no_logprobs_unless_asked() -> None:
+    gen = ScriptedGenerator.of("It is -12.")
+    gen.logprobs = {"It is -12.": -1.0}
+    emitter = RecordingEmitter()
+    result = await execute(_task(), gen, none.Config(), emitter)
+    assert result.logprobs is None and emitter.content_tokens[0][1] is None
+
+
+async def test_n_choices_are_the_children_of_one_engine_request() -> None:
+    gen = ScriptedGenerator.of("one", "two words", "three more words")
+    results = await STRATEGIES["none"].execute_choices(
+        replace(_task(), sampling=Sampling(max_tokens=None, temperature=0.8)), gen, none.Config(), 3
+    )
+    assert [n for _, n, _ in gen.calls] == [3]
+    assert [r.content for r in results] == ["one", "two words", "three more words"]
+    # The engine read the prompt once: the first choice carries it.
+    assert [r.usage.prompt_tokens for r in results] == [gen.prompt_tokens, 0, 0]
+    assert [r.usage.completion_tokens for r in results] == [1, 2, 3]
+
+
+async def test_n_streamed_choices_each_reach_their_own_client_choice() -> None:
+    gen = ScriptedGenerator.of("First.\nAnswer: 1", "Then.\nAnswer: 2")
+    emitters = [RecordingEmitter(), RecordingEmitter()]
+    results = await STRATEGIES["cot"].execute_choices(_task(), gen, cot.Config(), 2, emitters)
+    assert [e.text("content") for e in emitters] == ["1", "2"] == [r.content for r in results]
+    assert [e.text("reasoning") for e in emitters] == ["First.\n", "Then.\n"]
+    assert gen.closed_streams == 1
+
+
+async def test_cot_cannot_answer_in_constrained_json() -> None:
+    task = replace(_task(), sampling=Sampling(max_tokens=None, json_output=JsonOutput()))
+    with pytest.raises(RequestRejected) as refused:
+        await execute(task, ScriptedGenerator.of("{}"), cot.Config())
+    assert refused.value.param == "strategy"
