@@ -19,6 +19,26 @@ def _overhead(args: argparse.Namespace) -> None:
     print_report(report)
 
 
+def _fanout(args: argparse.Namespace) -> None:
+    import json
+
+    from ponder.bench.fanout import compare_fanout
+    from ponder.bench.problems import generated
+    from ponder.server.embedded_model import embedded_model_dir
+
+    report = compare_fanout(
+        args.model or str(embedded_model_dir()), generated("one-op", args.problems, seed=1),
+        args.n, args.max_tokens, args.temperature, args.concurrency, args.kv_cache_gb,
+        args.through, args.rounds,
+    )
+    output = args.output or RESULTS / "fanout" / f"{args.through}-n{args.n}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2))
+    print(f"{args.through} through ponder: {report['ponder']['throughput_tok_s']} tok/s; vLLM "
+          f"n={args.n}: {report['vllm']['throughput_tok_s']} tok/s; ratio {report['ratio']}x "
+          f"(target >= 0.95); wrote {output}")
+
+
 def _selects(selector: str, run_name: str) -> bool:
     """`sc-direct@1` must not also pick `sc-direct@16`, so a selector naming an n is exact."""
     return run_name == selector if "@" in selector else run_name.startswith(selector)
@@ -95,6 +115,23 @@ def add_bench_commands(commands: Any) -> None:
                           help="alternate the two servers this many times; report each one's best")
     overhead.add_argument("--output", type=Path, default=RESULTS / "overhead.json")
     overhead.set_defaults(handler=_overhead)
+
+    fanout = kinds.add_parser(
+        "fanout", help="n samples per prompt through ponder vs vLLM's own n: tokens/s.")
+    fanout.add_argument("--model", help="model directory (default: the embedded model)")
+    fanout.add_argument("--through", choices=["none", "self_consistency"], default="none",
+                        help="ponder's side: OpenAI's n with strategy none, or one "
+                        "self_consistency run of n samples")
+    fanout.add_argument("--n", type=int, default=8)
+    fanout.add_argument("--problems", type=int, default=16)
+    fanout.add_argument("--max-tokens", type=int, default=128)
+    fanout.add_argument("--temperature", type=float, default=0.7)
+    fanout.add_argument("--concurrency", type=int, default=4)
+    fanout.add_argument("--kv-cache-gb", type=float, default=2.0)
+    fanout.add_argument("--rounds", type=int, default=2,
+                        help="alternate the two servers this many times; report each one's best")
+    fanout.add_argument("--output", type=Path, help="default: bench/results/fanout/THROUGH-nN.json")
+    fanout.set_defaults(handler=_fanout)
 
     accuracy = kinds.add_parser(
         "accuracy", help="accuracy vs generated tokens for each strategy, with pass@n.")

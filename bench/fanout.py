@@ -1,13 +1,16 @@
-"""self_consistency@n through ponder vs the same n-sample requests sent to
-vLLM's own OpenAI server, side by side: the cost of voting, extraction and
-the strategy layer over raw fan-out."""
+"""n samples of each prompt through ponder vs the same requests with `n`
+sent to vLLM's own OpenAI server, side by side: the cost of ponder's layer
+over raw fan-out. Through ponder the samples are either OpenAI's `n` choices
+of strategy `none` (one engine request with n children, as vLLM serves them)
+or one `self_consistency` run of n samples (vote, extraction and metadata
+included)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -15,6 +18,7 @@ from ponder.bench.problems import Problem
 from ponder.bench.servers import free_port, launched, ponder_command, vllm_command
 
 SERVED_NAME = "smollm2"
+Through = Literal["none", "self_consistency"]
 
 
 async def _throughput(base_url: str, bodies: Sequence[dict[str, Any]], concurrency: int) -> dict[str, float]:
@@ -35,30 +39,44 @@ async def _throughput(base_url: str, bodies: Sequence[dict[str, Any]], concurren
 
 
 def _bodies(problems: Sequence[Problem], n: int, max_tokens: int, temperature: float,
-            ponder: bool) -> list[dict[str, Any]]:
+            through: Through | None) -> list[dict[str, Any]]:
+    """The requests for one server; ``through`` None is vLLM's."""
     bodies = []
     for seed, problem in enumerate(problems):
         body: dict[str, Any] = {
             "model": SERVED_NAME, "messages": [{"role": "user", "content": problem.question}],
             "max_tokens": max_tokens, "temperature": temperature, "seed": seed,
         }
-        if ponder:
+        if through == "self_consistency":
             body["strategy"] = {"name": "self_consistency", "n": n, "prompt": "direct"}
         else:
             body["n"] = n
+            if through is not None:
+                body["strategy"] = through
         bodies.append(body)
     return bodies
 
 
 def compare_fanout(model_dir: str, problems: Sequence[Problem], n: int, max_tokens: int,
-                   temperature: float, concurrency: int, kv_cache_gb: float) -> dict[str, Any]:
-    report: dict[str, Any] = {"n": n, "problems": len(problems), "concurrency": concurrency}
+                   temperature: float, concurrency: int, kv_cache_gb: float,
+                   through: Through = "self_consistency", rounds: int = 1) -> dict[str, Any]:
+    """The two servers one after the other, ``rounds`` times (the machine's
+    noise shows between rounds); the ratio is of each server's best round."""
+    report: dict[str, Any] = {"n": n, "through": through, "problems": len(problems),
+                              "concurrency": concurrency, "max_tokens": max_tokens, "runs": []}
+    for _ in range(rounds):
+        for name in ("vllm", "ponder"):
+            port = free_port()
+            command = (vllm_command(port, model_dir, SERVED_NAME, kv_cache_gb) if name == "vllm"
+                       else ponder_command(port, model_dir, SERVED_NAME, kv_cache_gb))
+            bodies = _bodies(problems, n, max_tokens, temperature,
+                             None if name == "vllm" else through)
+            with launched(name, command, port, SERVED_NAME) as server:
+                run = asyncio.run(_throughput(server.base_url, bodies, concurrency))
+            report["runs"].append({"server": name, **run})
+            print(report["runs"][-1], flush=True)
     for name in ("vllm", "ponder"):
-        port = free_port()
-        command = (vllm_command(port, model_dir, SERVED_NAME, kv_cache_gb) if name == "vllm"
-                   else ponder_command(port, model_dir, SERVED_NAME, kv_cache_gb))
-        bodies = _bodies(problems, n, max_tokens, temperature, ponder=name == "ponder")
-        with launched(name, command, port, SERVED_NAME) as server:
-            report[name] = asyncio.run(_throughput(server.base_url, bodies, concurrency))
+        report[name] = max((r for r in report["runs"] if r["server"] == name),
+                           key=lambda r: r["throughput_tok_s"])
     report["ratio"] = round(report["ponder"]["throughput_tok_s"] / report["vllm"]["throughput_tok_s"], 3)
     return report
