@@ -37,5 +37,5 @@ class Config(SearchConfig):
 async def run(
     task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
 ) -> StrategyResult:
-    shape = cfg.shape(subtrees=1, width=cfg.beam_width, expand=cfg.expand)
+    shape = cfg.shape(subtrees=1, width=cfg.beam_width, expand=cfg.expand, task=task)
     return await run_search(task, gen, shape, cfg.prm, emit)

@@ -42,5 +42,5 @@ class Config(SearchConfig):
 async def run(
     task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
 ) -> StrategyResult:
-    shape = cfg.shape(subtrees=cfg.n // cfg.expand, width=1, expand=cfg.expand)
+    shape = cfg.shape(subtrees=cfg.n // cfg.expand, width=1, expand=cfg.expand, task=task)
     return await run_search(task, gen, shape, cfg.prm, emit)

@@ -20,6 +20,10 @@ subtrees of width one, so its lines of reasoning cannot collapse onto one. A
 node is complete at the model's end of sequence, at a step that states the
 final answer, at its token limit, or at one of the request's stop strings;
 the last round allowed by ``max_steps`` generates every solution to its end.
+Constrained output (JSON, a forced tool call) has no steps: the engine's
+grammar starts a document at the first generated token and cannot resume a
+partial one, so such a search generates whole solutions in its first round
+and chooses among them.
 When the budget runs out the generator returns nothing more and the search
 answers with what it has: the best complete solution, else the best partial.
 """
@@ -41,8 +45,8 @@ from ponder.prm.aggregate import Aggregate, aggregate
 from ponder.strategies.answers import AnswerFormat, states_final_answer
 from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task, TreeNode
 from ponder.strategies.fanout import check_distinct
-from ponder.strategies.prompts import PromptStyle, apply_prompt, splitter_for
-from ponder.strategies.sampled import SampledAnswers
+from ponder.strategies.prompts import PromptStyle, apply_prompt, chosen_style, splitter_for
+from ponder.strategies.sampled import SampledAnswers, answer_format_for
 from ponder.strategies.selection import select
 from ponder.strategies.voting import VoteBook
 
@@ -68,13 +72,19 @@ class SearchConfig(StrategyConfig):
         "score in total, instead of the best solution's.",
     )
     prompt: PromptStyle = Field("cot", description="`cot` or `direct`, as for self_consistency.")
-    answer: AnswerFormat = Field("auto", description="How to extract each solution's answer.")
+    answer: AnswerFormat | None = Field(
+        None, description="How to extract each solution's answer (default as for "
+        "self_consistency)."
+    )
 
-    def shape(self, subtrees: int, width: int, expand: int) -> SearchShape:
+    def shape(self, subtrees: int, width: int, expand: int, task: Task) -> SearchShape:
         return SearchShape(
             subtrees=subtrees, width=width, expand=expand, max_steps=self.max_steps,
             steps=StepSpec(self.step_delimiter), aggregate=self.aggregate,
-            weighted_vote=self.weighted_vote, prompt=self.prompt, answer=self.answer,
+            weighted_vote=self.weighted_vote,
+            prompt=chosen_style(self.prompt, task, "prompt" in self.model_fields_set,
+                                param="strategy.prompt"),
+            answer=answer_format_for(self.answer, task),
         )
 
 
@@ -109,6 +119,8 @@ class Node:
     text: str
     steps: tuple[str, ...]
     step_logprobs: tuple[tuple[TokenLogprob, ...], ...] | None
+    logprobs: tuple[TokenLogprob, ...] | None
+    """Of every token of the partial solution."""
     cumulative_logprob: float
     stop_reason: StopReason
     completed: bool
@@ -139,7 +151,8 @@ class Node:
     def as_sample(self) -> Sample:
         """A partial solution reads as one cut short."""
         return Sample(self.text, self.token_ids, self.stop_reason if self.completed else "length",
-                      cumulative_logprob=self.cumulative_logprob)
+                      cumulative_logprob=self.cumulative_logprob,
+                      logprobs=None if self.logprobs is None else list(self.logprobs))
 
 
 class Search:
@@ -225,7 +238,7 @@ class Search:
             # Every sample of the search gets its own seed: seed, seed + 1, ...
             sampling = replace(sampling, seed=sampling.seed + self._samples_drawn)
         self._samples_drawn += n
-        if not last_round:
+        if not last_round and sampling.json_output is None:
             sampling = self.shape.steps.one_step(sampling)
         continued = prompt if node is None else prompt.continued(node.token_ids)
         samples = (await self.gen.generate(continued, n, sampling)).samples
@@ -271,6 +284,10 @@ class Search:
             text=before + text,
             steps=(() if parent is None else parent.steps) + new.steps,
             step_logprobs=_joined(parent, new.logprobs),
+            logprobs=(
+                None if sample.logprobs is None or (parent is not None and parent.logprobs is None)
+                else (() if parent is None else parent.logprobs or ()) + tuple(sample.logprobs)
+            ),
             cumulative_logprob=(0.0 if parent is None else parent.cumulative_logprob)
             + (sample.cumulative_logprob or 0.0),
             stop_reason=sample.stop_reason,
@@ -293,7 +310,8 @@ class Search:
         complete = sum(n.completed and n.kept for n in self.nodes)
         best = max((n for beam in self.beams for n in beam), key=lambda n: n.score)
         leading = SampledAnswers(
-            splitter_for(self.shape.prompt, self.task.splitter), self.shape.answer, self.gen
+            splitter_for(self.shape.prompt, self.task.splitter), self.shape.answer, self.gen,
+            self.task,
         ).answer_of(0, best.as_sample())
         return (
             f"Step {depth}: {alive} line(s) alive, {complete} complete; best score "
@@ -326,7 +344,7 @@ async def run_search(
 async def _result(search: Search, scorer_name: str, emit: Emitter | None) -> StrategyResult:
     shape = search.shape
     answers = SampledAnswers(
-        splitter_for(shape.prompt, search.task.splitter), shape.answer, search.gen
+        splitter_for(shape.prompt, search.task.splitter), shape.answer, search.gen, search.task
     )
     finals = search.finals()
     if not finals:  # the budget ran out before a single step

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 from pydantic import ValidationError
 
-from ponder.core.generation import Prompt, RequestRejected, Sampling
+from ponder.core.generation import JsonOutput, Prompt, RequestRejected, Sampling
 from ponder.core.metering import Budget
 from ponder.prm.step_checker import StepChecker
 from ponder.strategies import beam_search, dvts
@@ -260,3 +260,31 @@ async def test_the_step_checker_judges_a_completed_solutions_answer_step_by_step
     assert result.tree is not None
     wrong = next(n for n in result.tree if n.step.startswith("Y so 3 + 4 = 8"))
     assert wrong.step_score == 0.0
+
+
+async def test_the_answers_logprobs_are_those_of_the_chosen_path() -> None:
+    gen = tree_generator()
+    gen.logprobs = {text: -1.0 for steps in TREE.values() for text in steps}
+    task = _task(ScriptedPRM(SCORES))
+    asked = Task(task.prompt, Sampling(max_tokens=100, temperature=0.8, logprobs=True),
+                 task.splitter, task.verifiers)
+    result = await execute(asked, gen, beam(beam_width=2, expand=2))
+    assert result.content == "7" and result.logprobs is not None
+    assert [t.token for t in result.logprobs] == [" 7"]  # the last 7 of the chosen path
+    assert (await execute(task, tree_generator(), beam(beam_width=2, expand=2))).logprobs is None
+
+
+async def test_constrained_json_is_generated_whole_and_voted_on_as_values() -> None:
+    """A grammar cannot resume a partial document: under JSON output the
+    search draws whole solutions in one round and chooses among them."""
+    texts = ['{"answer": 7}', '{"answer":\n\n 7.0}', '{"answer": 8}', '{"answer": 7}']
+    gen = ScriptedGenerator.of(*texts)
+    task = _task(ScriptedPRM({}))
+    constrained = Task(task.prompt, Sampling(max_tokens=50, temperature=0.8,
+                                             json_output=JsonOutput('{"type": "object"}')),
+                       task.splitter, task.verifiers)
+    result = await execute(constrained, gen, beam_search.Config(beam_width=4, expand=1))
+    assert [(n, sampling.stop) for _, n, sampling in gen.calls] == [(4, ())]  # no step stops
+    assert result.votes == {'{"answer":7}': 3, '{"answer":8}': 1}
+    assert result.answer == '{"answer":7}' and result.content in texts
+    assert gen.calls[0][0].messages == task.prompt.messages  # no CoT instruction
