@@ -251,7 +251,7 @@ class VLLMGenerator:
                 output_kind=kind,
             )
         except VLLMClientError as error:
-            raise _rejected(error, _json_field(sampling)) from error
+            raise _rejected(error, None) from error
 
     async def _run(
         self, ids: list[int], params: SamplingParams, sampling: Sampling
@@ -269,6 +269,8 @@ class VLLMGenerator:
         except EngineDeadError as error:
             raise EngineUnavailable("the inference engine has stopped") from error
         except VLLMClientError as error:
+            # Refused as the engine takes the request in: what names no
+            # parameter there is the grammar of a JSON constraint.
             raise _rejected(error, _json_field(sampling)) from error
 
 

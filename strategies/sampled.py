@@ -89,7 +89,8 @@ class SampledAnswers:
 
     def reasoning_tokens(self, index: int, sample: Sample) -> int:
         """Tokens before the answer; all of a sample whose trace is its whole
-        text (the direct prompt, where only the extracted answer is shown)."""
+        text (the direct prompt, where only the extracted answer is shown),
+        none of one that is all answer (JSON, tool calls)."""
         split = self._split(index, sample)
         if not split.reasoning:
             return 0 if self._whole else sample.num_tokens
