@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -11,21 +11,21 @@ from ponder.server.errors import EngineUnavailable
 from ponder.server.serving import StrategyService
 
 
-def get_service(request: Request) -> StrategyService:
-    service: StrategyService | None = getattr(request.app.state, "service", None)
-    if service is None:
+def _ready(request: Request, name: str) -> Any:
+    """What the app's lifespan put on its state once the engine is up."""
+    value = getattr(request.app.state, name, None)
+    if value is None:
         raise EngineUnavailable("The engine is not ready yet.")
-    return service
+    return value
 
 
-ServiceDep = Annotated[StrategyService, Depends(get_service)]
+def get_service(request: Request) -> StrategyService:
+    return _ready(request, "service")  # type: ignore[no-any-return]
 
 
 def get_engine_generator(request: Request) -> VLLMGenerator:
-    generator: VLLMGenerator | None = getattr(request.app.state, "generator", None)
-    if generator is None:
-        raise EngineUnavailable("The engine is not ready yet.")
-    return generator
+    return _ready(request, "generator")  # type: ignore[no-any-return]
 
 
+ServiceDep = Annotated[StrategyService, Depends(get_service)]
 EngineGeneratorDep = Annotated[VLLMGenerator, Depends(get_engine_generator)]

@@ -108,11 +108,22 @@ class ChatMessage(BaseModel):
         return value
 
 
-def _not_honoured(field: str, why: str) -> PydanticCustomError:
-    return PydanticCustomError(
-        "not_supported", "ponder does not support `{field}` as sent: {why}",
-        {"field": field, "why": why},
-    )
+def _honoured_only(fields: dict[str, tuple[tuple[Any, ...], str]]) -> Any:
+    """A before-validator for fields OpenAI defines and ponder cannot do:
+    ``fields`` maps each to the values that ask for nothing beyond what
+    ponder does (they pass) and why any other is a 400."""
+
+    def check(cls: type, value: Any, info: ValidationInfo) -> Any:
+        assert info.field_name is not None
+        passes, why = fields[info.field_name]
+        if value not in passes:
+            raise PydanticCustomError(
+                "not_supported", "ponder does not support `{field}` as sent: {why}",
+                {"field": info.field_name, "why": why},
+            )
+        return value
+
+    return field_validator(*fields, mode="before")(classmethod(check))  # type: ignore[arg-type]
 
 
 class StreamOptions(OpenAIModel):
@@ -122,12 +133,9 @@ class StreamOptions(OpenAIModel):
         None, description="Only false: ponder adds no obfuscation padding to its chunks."
     )
 
-    @field_validator("include_obfuscation", mode="before")
-    @classmethod
-    def _no_obfuscation(cls, value: Any) -> Any:
-        if value not in (None, False):
-            raise _not_honoured("include_obfuscation", "ponder adds no obfuscation padding")
-        return value
+    _not_honoured = _honoured_only(
+        {"include_obfuscation": ((None, False), "ponder adds no obfuscation padding")}
+    )
 
 
 class BudgetLimits(OpenAIModel):
@@ -296,22 +304,28 @@ class SamplingRequest(OpenAIModel):
 
 
 # What OpenAI defines and ponder cannot do (yet), by field: the values that
-# ask for nothing beyond what ponder does pass, anything else is a 400 that
-# says why. The field types list exactly the values that pass.
-CHAT_FIELDS_NOT_HONOURED = {
-    "audio": "ponder generates text only",
-    "modalities": 'ponder generates text only (`["text"]`)',
-    "prediction": "predicted outputs are not supported",
-    "store": "ponder stores no completions (`store` may only be false)",
-    "metadata": "metadata tags stored completions, and ponder stores none",
-    "service_tier": "ponder has one service tier (`auto` or `default`)",
-    "web_search_options": "ponder has no web search",
-    "functions": "the deprecated `functions` are not supported: send `tools`",
-    "function_call": "the deprecated `function_call` is not supported: send `tool_choice`",
-    "moderation": "ponder runs no moderation model",
-    "prompt_cache_options": "ponder's prefix cache is automatic and has no options",
-    "prompt_cache_retention": "ponder's prefix cache lives in memory (`in_memory`)",
-    "verbosity": "ponder cannot steer verbosity",
+# ask for nothing beyond what ponder does pass (the field types list exactly
+# those), anything else is a 400 that says why.
+CHAT_FIELDS_NOT_HONOURED: dict[str, tuple[tuple[Any, ...], str]] = {
+    "audio": ((None,), "ponder generates text only"),
+    "modalities": ((None, ["text"]), 'ponder generates text only (`["text"]`)'),
+    "prediction": ((None,), "predicted outputs are not supported"),
+    "store": ((None, False), "ponder stores no completions (`store` may only be false)"),
+    "metadata": ((None,), "metadata tags stored completions, and ponder stores none"),
+    "service_tier": ((None, "auto", "default"), "ponder has one service tier (`auto`)"),
+    "web_search_options": ((None,), "ponder has no web search"),
+    "functions": ((None,), "the deprecated `functions` are not supported: send `tools`"),
+    "function_call": ((None,), "the deprecated `function_call` is not supported: send "
+                      "`tool_choice`"),
+    "moderation": ((None,), "ponder runs no moderation model"),
+    "prompt_cache_options": ((None,), "ponder's prefix cache is automatic and has no options"),
+    "prompt_cache_retention": ((None, "in_memory"),
+                               "ponder's prefix cache lives in memory (`in_memory`)"),
+    "verbosity": ((None,), "ponder cannot steer verbosity"),
+}
+COMPLETION_FIELDS_NOT_HONOURED: dict[str, tuple[tuple[Any, ...], str]] = {
+    "echo": ((None, False), "the prompt is not repeated in the completion"),
+    "suffix": ((None,), "text after the completion (insertion) is not supported"),
 }
 
 
@@ -351,18 +365,7 @@ class ChatCompletionRequest(SamplingRequest):
     prompt_cache_retention: Literal["in_memory"] | None = None
     verbosity: None = None
 
-    @field_validator(*CHAT_FIELDS_NOT_HONOURED, mode="before")
-    @classmethod
-    def _not_honoured(cls, value: Any, info: ValidationInfo) -> Any:
-        assert info.field_name is not None
-        passes = {
-            "modalities": (None, ["text"]), "store": (None, False),
-            "service_tier": (None, "auto", "default"),
-            "prompt_cache_retention": (None, "in_memory"),
-        }.get(info.field_name, (None,))
-        if value not in passes:
-            raise _not_honoured(info.field_name, CHAT_FIELDS_NOT_HONOURED[info.field_name])
-        return value
+    _not_honoured = _honoured_only(CHAT_FIELDS_NOT_HONOURED)
 
     @field_validator("top_logprobs")
     @classmethod
@@ -439,19 +442,7 @@ class CompletionRequest(SamplingRequest):
             raise ValueError("at least one prompt")
         return prompts
 
-    @field_validator("echo", mode="before")
-    @classmethod
-    def _no_echo(cls, value: Any) -> Any:
-        if value not in (None, False):
-            raise _not_honoured("echo", "the prompt is not repeated in the completion")
-        return value
-
-    @field_validator("suffix", mode="before")
-    @classmethod
-    def _no_suffix(cls, value: Any) -> Any:
-        if value is not None:
-            raise _not_honoured("suffix", "text after the completion (insertion) is not supported")
-        return value
+    _not_honoured = _honoured_only(COMPLETION_FIELDS_NOT_HONOURED)
 
     @model_validator(mode="after")
     def _best_of_is_n(self) -> CompletionRequest:
