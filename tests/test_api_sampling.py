@@ -109,6 +109,19 @@ def test_n_choices_are_one_engine_request(
     assert single.usage is not None and usage.prompt_tokens == single.usage.prompt_tokens
 
 
+def test_n_completions_of_each_prompt_are_one_engine_request(
+    client: openai.OpenAI, http: httpx.Client
+) -> None:
+    before = _engine_requests(http)
+    response = client.completions.create(
+        model="smollm2", prompt=["Once upon a time", "The sky is"], max_tokens=6,
+        temperature=1.0, seed=3, n=3,
+    )
+    requests, children = (a - b for a, b in zip(_engine_requests(http), before))
+    assert (requests, children) == (2, 6)
+    assert [c.index for c in response.choices] == list(range(6))
+
+
 def test_text_parts_are_one_message(client: openai.OpenAI) -> None:
     """vLLM's serving benchmark sends content as a list of text parts."""
     parts = [{"type": "text", "text": "Say"}, {"type": "text", "text": "OK."}]
