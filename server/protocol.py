@@ -57,7 +57,8 @@ class ErrorResponse(BaseModel):
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 TOKEN_ID = Annotated[int, Field(ge=0, le=INT64_MAX)]
-TOOL_NAME = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$", description="a-z, A-Z, 0-9, _ and -; up to 64.")
+Name = Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$",
+                            description="a-z, A-Z, 0-9, _ and -; up to 64.")]
 
 # Content parts a model that reads only text cannot take, by what they carry.
 MEDIA_PARTS = {
@@ -146,7 +147,7 @@ class BudgetLimits(OpenAIModel):
 
 
 class JsonSchema(OpenAIModel):
-    name: str = TOOL_NAME
+    name: Name
     description: str | None = None
     schema_: dict[str, Any] | None = Field(
         None, alias="schema", description="The JSON Schema every sample must satisfy."
@@ -175,7 +176,7 @@ ResponseFormat = Annotated[
 
 
 class FunctionDefinition(OpenAIModel):
-    name: str = TOOL_NAME
+    name: Name
     description: str | None = None
     parameters: dict[str, Any] | None = Field(
         None, description="JSON Schema of the arguments (default: no arguments)."
