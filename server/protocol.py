@@ -15,6 +15,8 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_serializer,
@@ -80,6 +82,7 @@ class RefusalPart(OpenAIModel):
 
 
 ContentPart = Annotated[Union[TextPart, RefusalPart], Field(discriminator="type")]  # noqa: UP007 - a runtime union pydantic can tag
+CONTENT_PARTS = TypeAdapter(list[ContentPart])
 
 
 class ChatMessage(BaseModel):
@@ -95,18 +98,30 @@ class ChatMessage(BaseModel):
     @field_validator("content", mode="before")
     @classmethod
     def _text_parts_only(cls, value: Any) -> Any:
-        """Name the part a text model cannot take, rather than let the
-        tagged union list every variant it did not match."""
-        for index, part in enumerate(value if isinstance(value, list) else []):
+        """Parts checked here, so an error names the part and what is wrong
+        with it (a part a text model cannot take, a malformed one) rather
+        than every variant of the unions it did not match."""
+        if not isinstance(value, list):
+            return value
+        for index, part in enumerate(value):
             kind = part.get("type") if isinstance(part, dict) else None
-            if kind in MEDIA_PARTS:
+            if isinstance(kind, str) and kind in MEDIA_PARTS:
                 raise PydanticCustomError(
                     "unsupported_content",
                     "part {index} (type {kind}) carries {carries}; the served model reads text "
                     "only: send text parts",
                     {"index": index, "kind": kind, "carries": MEDIA_PARTS[kind]},
                 )
-        return value
+        try:
+            return CONTENT_PARTS.validate_python(value)
+        except ValidationError as error:
+            first = error.errors()[0]
+            loc = first["loc"]  # (index,) or (index, its type, field)
+            where = f"{loc[-1]}: " if len(loc) > 2 else ""
+            raise PydanticCustomError(
+                "content_part", "part {index}: {where}{problem}",
+                {"index": loc[0], "where": where, "problem": first["msg"]},
+            ) from None
 
 
 def _honoured_only(fields: dict[str, tuple[tuple[Any, ...], str]]) -> Any:

@@ -154,6 +154,14 @@ def test_media_parts_are_refused_by_name_and_the_connection_lives_on(server: Ser
             assert error["param"] == "messages.0.content"
             assert f"part 1 (type {part['type']})" in error["message"]
             assert "text only" in error["message"]
+        # A malformed part is a 400 too (an unhashable type once made a 500).
+        for part, problem in (({"type": []}, "does not match"), ({"type": "text"}, "text: Field")):
+            body = {"model": "smollm2", "max_tokens": 2,
+                    "messages": [{"role": "tool", "content": [part]}]}
+            response = session.post("/v1/chat/completions", json=body)
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["param"] == "messages.0.content"
+            assert f"part 0: {problem}" in response.json()["error"]["message"]
         # The same keep-alive connection serves the next request.
         good = session.post("/v1/chat/completions", json={
             "model": "smollm2", "max_tokens": 2, "messages": SAY_OK})
