@@ -161,7 +161,8 @@ def test_media_parts_are_refused_by_name_and_the_connection_lives_on(server: Ser
             response = session.post("/v1/chat/completions", json=body)
             assert response.status_code == 400, response.text
             assert response.json()["error"]["param"] == "messages.0.content"
-            assert f"part 0: {problem}" in response.json()["error"]["message"]
+            message = response.json()["error"]["message"]
+            assert "part 0: " in message and problem in message
         # The same keep-alive connection serves the next request.
         good = session.post("/v1/chat/completions", json={
             "model": "smollm2", "max_tokens": 2, "messages": SAY_OK})
