@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from ponder.core.generation import Generator, TokenLogprob
 
@@ -67,6 +67,18 @@ class ProcessRewardModel(Protocol):
         """Score every step of every candidate solution to ``question`` in one
         call."""
         ...
+
+
+class ScorerFailed(RuntimeError):
+    """The scorer's model or server could not score: it failed, is down, or
+    did not answer in time. Not the request's fault, so the server answers
+    502, 503 or 504 (by ``reason``), never 400 or 500."""
+
+    def __init__(
+        self, message: str, reason: Literal["failed", "unavailable", "timeout"] = "failed"
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 ScorerFactory = Callable[[Generator], ProcessRewardModel]

@@ -17,8 +17,10 @@ from vllm.exceptions import VLLMClientError
 from vllm.inputs import tokens_input
 from vllm.outputs import PoolingRequestOutput
 from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError
 
 from ponder.core.generation import RequestRejected
+from ponder.core.scoring import ScorerFailed
 from ponder.prm.base import WholeSolutionPRM
 
 Render = Callable[[Any, str, Sequence[str], str], str]
@@ -91,7 +93,7 @@ class StepTagScorer(WholeSolutionPRM):
         """The tokens read are the whole input's."""
         ids = await asyncio.to_thread(self._tokenize, question, steps)
         if ids.count(self.tag_id) != len(steps):
-            raise ValueError(
+            raise ScorerFailed(
                 f"The step tag {self.tag!r} is not one token wherever it follows a step "
                 f"({ids.count(self.tag_id)} tags for {len(steps)} steps); choose another tag."
             )
@@ -113,6 +115,8 @@ class StepTagScorer(WholeSolutionPRM):
                     final = output
         except VLLMClientError as error:  # e.g. longer than the PRM's context
             raise RequestRejected(f"The PRM cannot score this solution: {error}") from error
-        if final is None:
-            raise RuntimeError("the PRM engine returned no output")
+        except EngineDeadError as error:
+            raise ScorerFailed("The PRM engine has stopped.", "unavailable") from error
+        if final is None:  # aborted: the engine is shutting down
+            raise ScorerFailed("The PRM engine returned no output.", "unavailable")
         return final

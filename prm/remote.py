@@ -15,14 +15,17 @@ from typing import Any
 
 import httpx
 
+from ponder.core.scoring import ScorerFailed
 from ponder.prm.base import WholeSolutionPRM
 from ponder.prm.prompts import QWEN_STEP_TAG, qwen_prm_messages
 
 GOOD_LABEL = 1
+UNAVAILABLE_STATUSES = (429, 503)
+"""What the remote server answers when it is busy or starting: worth a retry."""
 TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 
 
-class RemotePRMError(RuntimeError):
+class RemotePRMError(ScorerFailed):
     """The remote server failed, or answered in a shape we cannot score from."""
 
 
@@ -42,8 +45,15 @@ class RemotePRM(WholeSolutionPRM):
         try:
             response = await self.client.post("/pooling", json=body)
             response.raise_for_status()
-        except httpx.HTTPError as error:
-            raise RemotePRMError(f"The remote PRM failed: {error}") from error
+        except httpx.TimeoutException as error:
+            raise RemotePRMError("The remote PRM did not answer in time.", "timeout") from error
+        except httpx.HTTPStatusError as error:
+            status = error.response.status_code
+            reason = "unavailable" if status in UNAVAILABLE_STATUSES else "failed"
+            raise RemotePRMError(f"The remote PRM answered {status}.", reason) from error
+        except httpx.TransportError as error:
+            # Refused or dropped: the PRM server is down or restarting.
+            raise RemotePRMError(f"The remote PRM is unreachable: {error}", "unavailable") from error
         return _step_scores(response, len(steps))
 
 

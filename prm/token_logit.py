@@ -43,8 +43,10 @@ async def open_token_logit_prm(
 
 def shepherd_text(_tokenizer: Any, question: str, steps: Sequence[str], tag: str) -> str:
     """Math-Shepherd's input: the question, then one step per line, each
-    ending in the tag."""
-    return f"{question} " + "\n".join(f"{step.replace(tag, '')} {tag}" for step in steps)
+    ending in the tag (and the tag nowhere else)."""
+    return f"{question.replace(tag, '')} " + "\n".join(
+        f"{step.replace(tag, '')} {tag}" for step in steps
+    )
 
 
 def _vocabulary_tokens(model: str, *texts: str) -> list[str]:

@@ -3,6 +3,7 @@ status and never a traceback or a file path."""
 
 from __future__ import annotations
 
+import json
 import logging
 from http import HTTPStatus
 
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ponder.core.scoring import ScorerFailed
 from ponder.server.protocol import ErrorInfo, ErrorResponse
 from ponder.strategies import STRATEGIES
 from ponder.strategies.base import RequestRejected
@@ -78,10 +80,51 @@ class EngineUnavailable(PonderError):
         return {"Retry-After": "5"}
 
 
+class ShuttingDown(EngineUnavailable):
+    """New requests while the server drains, and those still running when
+    its time is up: another replica (or this one, restarted) can serve them."""
+
+    code = "server_shutting_down"
+
+
+class UpstreamFailed(PonderError):
+    status = HTTPStatus.BAD_GATEWAY
+    type = "upstream_error"
+    code = "upstream_failed"
+
+
+class UpstreamTimeout(PonderError):
+    status = HTTPStatus.GATEWAY_TIMEOUT
+    type = "timeout_error"
+    code = "upstream_timeout"
+
+
+class RequestTimedOut(PonderError):
+    """--request-timeout passed before the request had any answer."""
+
+    status = HTTPStatus.GATEWAY_TIMEOUT
+    type = "timeout_error"
+    code = "request_timeout"
+
+
+class ClientClosedRequest(PonderError):
+    """The client left before its answer: nobody reads this response, but the
+    request ends counted, with one log line rather than a traceback."""
+
+    status = CLIENT_CLOSED_REQUEST  # type: ignore[assignment]
+    type = "invalid_request_error"
+    code = "client_closed_request"
+
+
 def error_body(error: PonderError) -> ErrorResponse:
     return ErrorResponse(
         error=ErrorInfo(message=error.message, type=error.type, param=error.param, code=error.code)
     )
+
+
+_SCORER_ERRORS: dict[str, type[PonderError]] = {
+    "failed": UpstreamFailed, "unavailable": EngineUnavailable, "timeout": UpstreamTimeout,
+}
 
 
 def as_ponder_error(exc: BaseException) -> PonderError:
@@ -90,14 +133,36 @@ def as_ponder_error(exc: BaseException) -> PonderError:
         return exc
     if isinstance(exc, RequestRejected):
         return InvalidRequest(str(exc), param=exc.param)
+    if isinstance(exc, ScorerFailed):
+        return _SCORER_ERRORS[exc.reason](str(exc), param="strategy.prm", code=None)
     return PonderError("The server had an error while processing your request.")
+
+
+def log_failure(error: PonderError, exc: BaseException) -> None:
+    """A server-side failure, once: one line for a failure the server knows
+    (the engine is gone, a PRM server failed, the server is shutting down),
+    the traceback for one it does not. A client's mistake or departure is
+    not the operator's problem (the access log has it)."""
+    if error.status < 500:
+        return
+    if exc is error or isinstance(exc, ScorerFailed):
+        cause = f" ({exc.__cause__!r})" if exc.__cause__ is not None else ""
+        logger.warning("request failed with %d: %s%s", error.status, error.message, cause)
+    else:
+        logger.error("request failed", exc_info=exc)
+
+
+class ErrorJSONResponse(JSONResponse):
+    def render(self, content: object) -> bytes:
+        # ASCII escapes: a message that quotes a client's lone surrogate
+        # still renders (as \ud800), where UTF-8 encoding would raise.
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 def create_error_response(exc: BaseException) -> JSONResponse:
     error = as_ponder_error(exc)
-    if error.status >= 500:
-        logger.error("request failed", exc_info=exc)
-    return JSONResponse(
+    log_failure(error, exc)
+    return ErrorJSONResponse(
         error_body(error).model_dump(),
         status_code=error.status,
         headers=error.headers(),
@@ -140,4 +205,5 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestRejected, ponder_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, ponder_error)
+    app.add_exception_handler(ScorerFailed, ponder_error)
+    # Any other exception: RequestContextMiddleware answers it, logged once.
