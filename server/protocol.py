@@ -85,6 +85,32 @@ ContentPart = Annotated[Union[TextPart, RefusalPart], Field(discriminator="type"
 CONTENT_PARTS = TypeAdapter(list[ContentPart])
 
 
+def lone_surrogate_at(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) in ``value`` that holds
+    a lone UTF-16 surrogate, which valid JSON can carry but UTF-8 cannot."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return path or "body"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            # The path names a bad key escaped, so it can be printed.
+            name = str(key).encode(errors="backslashreplace").decode()
+            where = f"{path}.{name}" if path else name
+            found = lone_surrogate_at(key, where) or lone_surrogate_at(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = lone_surrogate_at(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
+
+
+
 class ChatMessage(BaseModel):
     # Messages carry more fields than we read (name, tool_calls,
     # tool_call_id, ...); keep them, the chat template may use them.

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ponder.core.generation import TokenLogprob
-from ponder.server.errors import CLIENT_CLOSED_REQUEST, as_ponder_error, error_body
+from ponder.server.errors import (
+    CLIENT_CLOSED_REQUEST,
+    ShuttingDown,
+    as_ponder_error,
+    error_body,
+    log_failure,
+)
 from ponder.server.formats import PieceKind, ResponseFormat, ponder_info, total_usage
 from ponder.server.serving import RequestRun, StrategyService
 from ponder.strategies.base import StrategyResult
-
-logger = logging.getLogger(__name__)
 
 # How long to wait for a run's first event before committing to a 200: a
 # request the engine refuses (prompt too long, say) fails within this time and
@@ -74,6 +77,7 @@ class ResponseStream:
         self.shape = shape
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.tasks = [asyncio.create_task(self._run_batch(batch)) for batch in run.batches]
+        self._abort_watch = asyncio.create_task(self._watch_for_abort())
         self._first: Event | None = None
         self.id = shape.new_id()
         self.created = int(time.time())
@@ -89,9 +93,15 @@ class ResponseStream:
             raise self._first.error
 
     async def close(self) -> None:
-        for task in self.tasks:
+        for task in (*self.tasks, self._abort_watch):
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.tasks, self._abort_watch, return_exceptions=True)
+
+    async def _watch_for_abort(self) -> None:
+        """The server's time to drain is up: end the stream with an error."""
+        await self.service.lifecycle.aborted.wait()
+        error = ShuttingDown("The server shut down before this request finished; retry it.")
+        self.queue.put_nowait(Event("error", 0, error=error))
 
     async def _run_batch(self, batch: range) -> None:
         emitters = [QueueEmitter(self.queue, choice, self.run.visible) for choice in batch]
@@ -112,8 +122,7 @@ class ResponseStream:
         except Exception as exc:  # noqa: BLE001 - after the 200, errors travel in-band
             error = as_ponder_error(exc)
             status = error.status
-            if status >= 500:
-                logger.error("stream failed", exc_info=exc)
+            log_failure(error, exc)
             yield _data(error_body(error).model_dump_json())
         finally:
             try:
