@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ from vllm.renderers import ChatParams
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
+from vllm.v1.metrics.stats import RequestStateStats
 
 from ponder.core.generation import (
     Generation,
@@ -42,6 +44,7 @@ from ponder.core.generation import (
     TokenLogprob,
 )
 from ponder.server.errors import EngineUnavailable
+from ponder.server.request_context import RequestContext, current_request
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,9 @@ def _engine_args(options: EngineOptions) -> AsyncEngineArgs:
         enable_chunked_prefill=options.chunked_prefill,
         seed=options.seed,
         enable_prefix_caching=True,
+        # Small requests pass heavy ones in the engine's queue, and a KV-cache
+        # shortage preempts the heaviest first (see request_context.priority).
+        scheduling_policy="priority",
         **options.extra,
     )
 
@@ -258,13 +264,18 @@ class VLLMGenerator:
     ) -> AsyncIterator[RequestOutput]:
         """The engine's output stream. Closing it (a cancelled or abandoned
         consumer) closes vLLM's generator at once, which aborts the request
-        and all of its children in the engine."""
-        request_id = f"ponder-{uuid.uuid4().hex}"
+        and all of its children in the engine. The engine request carries
+        the HTTP request's id (in vLLM's logs too) and priority."""
+        context = current_request()
+        request_id = f"{context.id if context else 'ponder'}-{uuid.uuid4().hex[:16]}"
         try:
-            async with contextlib.aclosing(
-                self.engine.generate(tokens_input(ids), params, request_id)
-            ) as outputs:
+            async with contextlib.aclosing(self.engine.generate(
+                tokens_input(ids), params, request_id,
+                priority=context.priority if context else 0,
+            )) as outputs:
                 async for output in outputs:
+                    if context is not None:
+                        _observe_timing(context, output)
                     yield output
         except EngineDeadError as error:
             raise EngineUnavailable("the inference engine has stopped") from error
@@ -299,6 +310,22 @@ def _rejected(error: VLLMClientError, fallback_param: str | None) -> RequestReje
     param = getattr(error, "parameter", None) or fallback_param
     return RequestRejected(_SOURCE_LOCATION.sub("", message).strip(), param)
 
+
+
+def _observe_timing(context: RequestContext, output: RequestOutput) -> None:
+    """Note the request's first token and, when a call ends, how fast its
+    tokens came, from the engine's own per-request timestamps (a call that
+    returns whole samples shows no output before its end)."""
+    stats = output.metrics
+    if not isinstance(stats, RequestStateStats):
+        return
+    if stats.first_token_latency > 0:
+        since = time.time() - (stats.arrival_time + stats.first_token_latency)
+        context.saw_first_token(time.monotonic() - since)
+    if output.finished and stats.num_generation_tokens > 1:
+        context.decode_seconds_per_token.append(
+            (stats.last_token_ts - stats.first_token_ts) / (stats.num_generation_tokens - 1)
+        )
 
 
 def _stop_reason(finish_reason: str | None, stop_reason: int | str | None) -> StopReason:

@@ -12,15 +12,24 @@ from dataclasses import dataclass, field, replace
 
 from ponder.core.generation import Generator, JsonOutput, Prompt, Sampling
 from ponder.core.metering import Budget
+from ponder.server.admission import AdmittedGenerator, SampleScheduler, Ticket
 from ponder.server.config import Settings
-from ponder.server.errors import InvalidRequest, NotFound, Overloaded
-from ponder.server.metrics import Metrics
+from ponder.server.errors import (
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+    RequestTimedOut,
+    ShuttingDown,
+)
+from ponder.server.lifecycle import Lifecycle
+from ponder.server.metrics import Metrics, timed_verifiers
 from ponder.server.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
     JsonSchemaFormat,
     SamplingRequest,
 )
+from ponder.server.request_context import RequestContext, current_request
 from ponder.server.tool_calls import ToolParsers, ToolUse
 from ponder.strategies import STRATEGIES, Strategy
 from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task, Verifiers
@@ -44,12 +53,22 @@ class RequestRun:
     """Choices that one run serves: a prompt's ``n`` choices when the
     strategy draws them from one engine request (``none``, ``cot``, not
     greedy), else each choice alone."""
+    context: RequestContext
     tools: ToolUse | None = None
-    started: float = field(default_factory=time.monotonic)
+    ticket: Ticket = field(default_factory=Ticket)
+
+    @property
+    def started(self) -> float:
+        return self.context.started
 
     @property
     def visible(self) -> bool:
         return self.request.reasoning == "visible"
+
+    @property
+    def samples(self) -> int:
+        """The most samples the request may draw over all its choices."""
+        return self.config.max_samples * len(self.tasks)
 
 
 @dataclass
@@ -61,6 +80,8 @@ class StrategyService:
     metrics: Metrics
     max_model_len: int
     tool_parsers: ToolParsers = field(default_factory=ToolParsers)
+    scheduler: SampleScheduler = field(default_factory=SampleScheduler.unlimited)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
     in_flight: int = 0
 
     def resolve(self, request: SamplingRequest) -> RequestRun:
@@ -95,8 +116,9 @@ class StrategyService:
                  if isinstance(request, ChatCompletionRequest) else None)
         sampling = _sampling(request, tools)
         choices = [prompt for prompt in prompts for _ in range(request.n)]
+        verifiers = timed_verifiers(self.verifiers, self.metrics, strategy.name)
         tasks = [
-            Task(prompt, self._seeded(sampling, request, index), self.splitter, self.verifiers,
+            Task(prompt, self._seeded(sampling, request, index), self.splitter, verifiers,
                  tools=None if tools is None else tools.reader)
             for index, prompt in enumerate(choices)
         ]
@@ -107,35 +129,63 @@ class StrategyService:
             range(start, start + (request.n if shared else 1))
             for start in range(0, len(choices), request.n if shared else 1)
         ]
-        return RequestRun(request, strategy, config, tasks, batches, tools)
+        context = current_request() or RequestContext("-")
+        run = RequestRun(request, strategy, config, tasks, batches, context, tools)
+        context.priority = run.samples  # lower runs first in the engine's queue
+        return run
 
     async def run_batch(
         self, run: RequestRun, batch: range, emitters: Sequence[Emitter] | None = None
     ) -> list[StrategyResult]:
         """The results of ``batch``'s choices, from one strategy run when
         the strategy draws them together, else from one run each."""
-        limits = run.request.budget
-        budget = None if limits is None else Budget(limits.max_tokens, limits.seconds)
+        generator = AdmittedGenerator(self.generator, self.scheduler, run.ticket)
+        budget = self._budget(run)
         task = run.tasks[batch.start]
         if len(batch) > 1:
             results = await run.strategy.execute_choices(
-                task, self.generator, run.config, len(batch), emitters, budget
+                task, generator, run.config, len(batch), emitters, budget
             )
         else:
             emit = None if emitters is None else emitters[0]
-            results = [await run.strategy.execute(task, self.generator, run.config, emit, budget)]
+            results = [await run.strategy.execute(task, generator, run.config, emit, budget)]
         for result in results:
             self.metrics.record_result(run.strategy.name, result)
+        if any(r.budget_exhausted and not r.content for r in results) and self._past_timeout(run):
+            raise RequestTimedOut(
+                f"The request took longer than this server's limit of "
+                f"{self.settings.request_timeout} s before it had any answer."
+            )
         return results
 
     async def run_all(self, run: RequestRun) -> list[StrategyResult]:
         batches = await asyncio.gather(*(self.run_batch(run, batch) for batch in run.batches))
         return [result for batch in batches for result in batch]
 
+    def _budget(self, run: RequestRun) -> Budget | None:
+        """The client's budget, with --request-timeout as a deadline of its own."""
+        limits = run.request.budget
+        max_tokens = limits.max_tokens if limits else None
+        seconds = limits.seconds if limits else None
+        timeout = self.settings.request_timeout
+        if timeout is not None:
+            left = max(0.0, timeout - (time.monotonic() - run.started))
+            seconds = left if seconds is None else min(seconds, left)
+        if max_tokens is None and seconds is None:
+            return None
+        return Budget(max_tokens, seconds)
+
+    def _past_timeout(self, run: RequestRun) -> bool:
+        timeout = self.settings.request_timeout
+        return timeout is not None and time.monotonic() - run.started >= timeout
+
     def admit(self, run: RequestRun) -> None:
         """Take a slot for ``run`` until :meth:`finished`, or refuse it with a
         429: past the limit, new work would only queue in the engine and slow
-        every request already running."""
+        every request already running. A draining server takes nothing new."""
+        if self.lifecycle.draining:
+            self.metrics.record_request(run.strategy.name, run.request.stream, 503, 0.0)
+            raise ShuttingDown("The server is shutting down; retry shortly.")
         if self.in_flight >= self.settings.max_concurrent_requests:
             self.metrics.record_request(run.strategy.name, run.request.stream, 429, 0.0)
             raise Overloaded(
@@ -149,7 +199,9 @@ class StrategyService:
         self.in_flight -= 1
         self.metrics.in_flight.set(self.in_flight)
         seconds = time.monotonic() - run.started
-        self.metrics.record_request(run.strategy.name, run.request.stream, status, seconds)
+        self.metrics.record_request(
+            run.strategy.name, run.request.stream, status, seconds, run.context
+        )
 
     def strategy_alias(self, model: str) -> str:
         """The strategy a model name picks (``smollm2@cot``: ``cot``; none:

@@ -12,12 +12,8 @@ import httpx
 import pytest
 
 from ponder.core.generation import Generation, Prompt, SampleDelta, Sampling
-from ponder.server.app import create_app
-from ponder.server.config import Settings
-from ponder.server.serving import StrategyService
-from ponder.strategies.base import Verifiers
-from ponder.strategies.reasoning import NoReasoning
 
+from .asgi import asgi_app, asgi_client
 from .fakes import ScriptedGenerator
 
 BODY = {"model": "smollm2", "messages": [{"role": "user", "content": "Say hi."}]}
@@ -44,12 +40,7 @@ class HeldGenerator(ScriptedGenerator):
 
 
 def _client(generator: HeldGenerator, **limits: int) -> httpx.AsyncClient:
-    app = create_app(Settings(served_model_name="smollm2", **limits))  # type: ignore[arg-type]
-    app.state.service = StrategyService(
-        settings=app.state.settings, generator=generator, splitter=NoReasoning(),
-        verifiers=Verifiers(), metrics=app.state.metrics, max_model_len=2048,
-    )
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ponder")
+    return asgi_client(asgi_app(generator, **limits))
 
 
 def _in_flight(metrics_text: str) -> float:
