@@ -111,14 +111,9 @@ def _check_url(text: str, url: str) -> None:
         raise _invalid(text, f"{url!r} is not an http(s) URL, as in remote:http://host:8000")
 
 
-@asynccontextmanager
-async def open_prms(
-    specs: Sequence[PRMSpec], *, kv_cache_gb: float = 1.0
-) -> AsyncIterator[dict[str, ScorerFactory]]:
-    """The scorers by name, configured ones first, with any engines and HTTP
-    clients they need; all of them are shut down on exit, also when a later
-    one fails to start. ``kv_cache_gb`` is the KV cache of each in-process
-    PRM engine."""
+def check_names(specs: Sequence[PRMSpec]) -> None:
+    """Each configured name once, and none of the built-in scorers' names
+    (a ValueError says which)."""
     names = [s.name for s in specs]
     repeated = [name for name, count in Counter(names).items() if count > 1]
     if repeated:
@@ -128,6 +123,17 @@ async def open_prms(
         raise ValueError(
             f"PRM name {taken[0]!r} is a built-in reward-free scorer's; choose another"
         )
+
+
+@asynccontextmanager
+async def open_prms(
+    specs: Sequence[PRMSpec], *, kv_cache_gb: float = 1.0
+) -> AsyncIterator[dict[str, ScorerFactory]]:
+    """The scorers by name, configured ones first, with any engines and HTTP
+    clients they need; all of them are shut down on exit, also when a later
+    one fails to start. ``kv_cache_gb`` is the KV cache of each in-process
+    PRM engine."""
+    check_names(specs)
     async with contextlib.AsyncExitStack() as stack:
         factories: dict[str, ScorerFactory] = {}
         for spec in specs:

@@ -12,15 +12,18 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from ponder.prm.registry import open_prms
+from ponder.server.admission import SampleScheduler
 from ponder.server.auth import require_api_key
 from ponder.server.config import Settings
 from ponder.server.embedded_model import embedded_model_dir
 from ponder.server.engine import EngineOptions, VLLMGenerator, open_engine
 from ponder.server.errors import register_error_handlers
 from ponder.server.hardware import fastest_cpu_dtype
+from ponder.server.lifecycle import Lifecycle
 from ponder.server.limits import BodySizeLimit
 from ponder.server.metrics import Metrics
-from ponder.server.routes import chat, completions, health, models, tokenize
+from ponder.server.request_context import RequestContextMiddleware
+from ponder.server.routes import chat, completions, docs, health, metrics, models, tokenize
 from ponder.server.serving import StrategyService
 from ponder.server.tool_calls import ToolParsers
 from ponder.strategies.base import Verifiers
@@ -47,6 +50,22 @@ def engine_options(settings: Settings, model_path: str) -> EngineOptions:
         seed=settings.seed,
         extra={"served_model_name": settings.model_name},
     )
+
+
+CPU_RUNNING_SAMPLES = 32
+"""On a CPU every sample in the batch slows every other: with 32 running, a
+batch step takes about 2.4x what it does with 8 (bench/fairness.py)."""
+GPU_RUNNING_SAMPLES = 256
+CHUNKS_PER_CAPACITY = 4
+
+
+def sample_scheduler(settings: Settings) -> SampleScheduler:
+    from vllm.platforms import current_platform
+
+    capacity = settings.max_running_samples or (
+        CPU_RUNNING_SAMPLES if current_platform.is_cpu() else GPU_RUNNING_SAMPLES
+    )
+    return SampleScheduler(capacity, chunk=max(1, capacity // CHUNKS_PER_CAPACITY))
 
 
 def _splitter(settings: Settings, generator: VLLMGenerator) -> ReasoningSplitter:
@@ -80,6 +99,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             metrics=app.state.metrics,
             max_model_len=generator.max_model_len,
             tool_parsers=ToolParsers(settings.tool_call_parser, generator.tokenizer),
+            scheduler=sample_scheduler(settings),
+            lifecycle=app.state.lifecycle,
         )
         app.state.generator = generator
         logger.info("ponder is serving %s as '%s'", settings.model, settings.model_name)
@@ -95,19 +116,26 @@ def create_app(settings: Settings) -> FastAPI:
         summary="OpenAI-compatible inference-time scaling server",
         version="0.1.0",
         lifespan=lifespan,
+        # Served by routes/docs.py, which can put them behind the key.
+        openapi_url=None, docs_url=None, redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.lifecycle = Lifecycle()
     app.state.service = None
     app.state.generator = None
     app.state.engine = None
     register_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestContextMiddleware)  # outermost: every response has its id
+    secured = [Depends(require_api_key)]
+    operator = secured if settings.secure_docs_and_metrics else []
     app.include_router(health.router)
     # Open like /health, as vLLM's own server has them: its tools call them
     # without a key (vllm bench serve probes /tokenize).
     app.include_router(tokenize.router)
-    secured = [Depends(require_api_key)]
+    app.include_router(metrics.router, dependencies=operator)
+    app.include_router(docs.router, dependencies=operator)
     app.include_router(chat.router, dependencies=secured)
     app.include_router(completions.router, dependencies=secured)
     app.include_router(models.router, dependencies=secured)

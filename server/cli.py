@@ -20,7 +20,7 @@ def _add_settings_options(parser: argparse.ArgumentParser) -> None:
     for name, field in Settings.model_fields.items():
         flag = "--" + name.replace("_", "-")
         env = f"PONDER_{name.upper()}"
-        default = "" if field.default is None else f" (default: {field.default})"
+        default = _default_text(field.get_default(call_default_factory=True))
         help_text = f"{field.description}{default} [env {env}]"
         annotation = field.annotation
         if annotation in (bool, bool | None):
@@ -34,6 +34,13 @@ def _add_settings_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, default=None, help=help_text, metavar=name.upper())
 
 
+def _default_text(value: Any) -> str:
+    if value is None:
+        return ""
+    shown = ",".join(map(str, value)) if isinstance(value, list) else value
+    return f" (default: {shown})"
+
+
 def _literal_choices(annotation: Any) -> list[str] | None:
     args = get_args(annotation)
     return list(args) if args and all(isinstance(a, str) for a in args) else None
@@ -44,26 +51,36 @@ def _settings(args: argparse.Namespace) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as error:
-        problems = "; ".join(
-            f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in error.errors()
-        )
+        problems = "; ".join(map(_problem, error.errors()))
         raise SystemExit(f"ponder: invalid settings: {problems}") from None
 
 
-def serve(args: argparse.Namespace) -> None:
-    import uvicorn
+def _problem(error: Any) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:  # a check across settings says which ones itself
+        return message
+    return f"--{'.'.join(map(str, error['loc'])).replace('_', '-')}: {message}"
 
-    from ponder.server.app import create_app
+
+def _configure_logging(level: str) -> None:
+    """One format for ponder's and uvicorn's lines, each with the id of the
+    request it is about (``-`` for none). vLLM keeps its own format."""
+    from ponder.server.request_context import RequestIdFilter
+
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+    ))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def serve(args: argparse.Namespace) -> None:
+    from ponder.server.runner import serve as run_server
 
     settings = _settings(args)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
-    )
+    _configure_logging(settings.log_level)
+    raise SystemExit(run_server(settings))
 
 
 def prepare_model(_: argparse.Namespace) -> None:

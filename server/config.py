@@ -9,8 +9,10 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ponder.prm.registry import PRMSpec, parse_prm_spec
+from ponder.prm.confidence import REWARD_FREE
+from ponder.prm.registry import PRMSpec, check_names, parse_prm_spec
 from ponder.server.embedded_model import EMBEDDED_MODEL, EMBEDDED_SERVED_NAME
+from ponder.strategies import STRATEGIES
 
 
 class Settings(BaseSettings):
@@ -87,10 +89,45 @@ class Settings(BaseSettings):
         4 * 1024 * 1024, ge=1024,
         description="Largest request body; bigger ones get 413 before they are parsed.",
     )
+    max_running_samples: int | None = Field(
+        None, ge=1,
+        description="Samples the engine decodes at once over all requests (default: 32 on a "
+        "CPU, where each one slows the whole batch; 256 on a GPU). Beyond it work waits in "
+        "ponder, shared fairly: a request with nothing running always gets a turn, and a "
+        "fan-out runs in chunks, so one request of 64 samples cannot starve requests of one.",
+    )
+    request_timeout: float | None = Field(
+        None, gt=0,
+        description="Seconds a request may take (default: no limit). Past it its generation "
+        "stops and it answers with its best answer so far, or 504 if it has none yet.",
+    )
+    request_read_timeout: float = Field(
+        30, gt=0,
+        description="Seconds a client has to send a whole request (headers and body) from "
+        "when it connects or starts its next one; slower connections are closed.",
+    )
+    shutdown_timeout: float = Field(
+        30, ge=0,
+        description="On SIGTERM, seconds in-flight requests may take to finish before the "
+        "rest are answered with an error; new requests get 503 meanwhile. Give `docker stop "
+        "-t` (or Kubernetes' terminationGracePeriodSeconds) a few seconds more.",
+    )
+    secure_docs_and_metrics: bool = Field(
+        False,
+        description="With --api-key, also require the key on /metrics, /docs, /redoc and "
+        "/openapi.json (open by default; /health always is).",
+    )
     seed: int = Field(0, description="Engine seed.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )
+
+    @field_validator("default_strategy")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        if name not in STRATEGIES:
+            raise ValueError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
+        return name
 
     @field_validator("prm", mode="before")
     @classmethod
@@ -102,15 +139,15 @@ class Settings(BaseSettings):
     @field_validator("prm")
     @classmethod
     def _parsable(cls, value: list[str]) -> list[str]:
-        for text in value:
-            parse_prm_spec(text)  # a bad spec stops the server before the engine starts
+        # A bad spec or name stops the server before the engine starts.
+        check_names([parse_prm_spec(text) for text in value])
         return value
 
     @model_validator(mode="after")
     def _default_prm_is_configured(self) -> Settings:
-        names = [spec.name for spec in self.prm_specs]
+        names = [spec.name for spec in self.prm_specs] + list(REWARD_FREE)
         if self.default_prm is not None and self.default_prm not in names:
-            raise ValueError(f"default_prm {self.default_prm!r} is not one of --prm: {names}")
+            raise ValueError(f"--default-prm {self.default_prm!r} is not one of {names}")
         return self
 
     @property

@@ -29,6 +29,30 @@ def test_help_lists_every_option_with_its_environment_variable() -> None:
         assert f"PONDER_{name.upper()}" in out
 
 
+def test_help_shows_real_defaults() -> None:
+    out = subprocess.run([sys.executable, "-m", "ponder.server.cli", "serve", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "PydanticUndefined" not in out
+    assert "(default:step-checker=step-checker,self-judge=self-judge)" in "".join(out.split())
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--default-strategy", "telepathy"], "--default-strategy"),
+    (["--prm", "a=step-checker", "--prm", "a=self-judge"], "given more than once"),
+    (["--prm", "mean-logprob=step-checker"], "reward-free"),
+    (["--prm", "x=pooling"], "needs a model directory"),
+    (["--default-prm", "nope"], "--default-prm"),
+    (["--request-timeout", "0"], "--request-timeout"),
+])
+def test_a_bad_configuration_stops_the_server_before_it_starts(
+    argv: list[str], named: str
+) -> None:
+    result = subprocess.run([sys.executable, "-m", "ponder.server.cli", "serve", *argv],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert named in result.stderr and "Traceback" not in result.stderr
+
+
 def test_options_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PONDER_PORT", "9100")
     monkeypatch.setenv("PONDER_DEFAULT_STRATEGY", "cot")
