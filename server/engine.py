@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from jinja2 import TemplateError
 from vllm import AsyncEngineArgs, SamplingParams
 from vllm.exceptions import VLLMClientError
 from vllm.inputs import tokens_input
@@ -210,6 +211,10 @@ class VLLMGenerator:
             _, rendered = self.engine.renderer.render_messages(list(prompt.messages), params)
         except VLLMClientError as error:
             raise _rejected(error, "messages") from error
+        except TemplateError as error:  # the template's own raise_exception()
+            raise RequestRejected(
+                f"The messages do not fit this model's chat template: {error}", param="messages"
+            ) from error
         return list(rendered["prompt_token_ids"])  # type: ignore[typeddict-item]
 
     def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
@@ -309,7 +314,6 @@ def _rejected(error: VLLMClientError, fallback_param: str | None) -> RequestReje
     message = str(error.args[0]) if error.args else str(error)
     param = getattr(error, "parameter", None) or fallback_param
     return RequestRejected(_SOURCE_LOCATION.sub("", message).strip(), param)
-
 
 
 def _observe_timing(context: RequestContext, output: RequestOutput) -> None:

@@ -111,10 +111,19 @@ def lone_surrogate_at(value: Any, path: str = "") -> str | None:
 
 
 
+def _content_unless_assistant(schema: dict[str, Any]) -> None:
+    """As in OpenAI's API: only an assistant message (one with tool calls)
+    may come without content."""
+    schema["anyOf"] = [
+        {"properties": {"role": {"const": "assistant"}}},
+        {"required": ["content"]},
+    ]
+
+
 class ChatMessage(BaseModel):
     # Messages carry more fields than we read (name, tool_calls,
     # tool_call_id, ...); keep them, the chat template may use them.
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_content_unless_assistant)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = Field(
@@ -239,6 +248,15 @@ class NamedToolChoice(OpenAIModel):
     function: NamedFunction
 
 
+StopSequence = Annotated[str, Field(min_length=1)]
+
+
+def _name_or_object(schema: dict[str, Any]) -> None:
+    """A strategy is sent as its name or as an object: the schema offers the
+    names beside the objects pydantic describes."""
+    schema["anyOf"] = [{"type": "string", "enum": list(STRATEGIES)}, *schema["anyOf"]]
+
+
 class SamplingRequest(OpenAIModel):
     """What chat and plain completions share: sampling, `n`, streaming, and
     ponder's strategy, reasoning, candidates and budget fields. Every
@@ -248,7 +266,9 @@ class SamplingRequest(OpenAIModel):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1)
-    stop: str | list[str] | None = None
+    stop: StopSequence | Annotated[list[StopSequence], Field(max_length=4)] | None = Field(
+        None, description="Up to 4 sequences where generation stops."
+    )
     seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
     n: int = Field(1, ge=1)
     stream: bool = False
@@ -296,7 +316,7 @@ class SamplingRequest(OpenAIModel):
             "with `name` and parameters. Default: the model alias's strategy, "
             "then the server's default."
         ),
-        json_schema_extra={"anyOf": [{"type": "string", "enum": list(STRATEGIES)}]},
+        json_schema_extra=_name_or_object,
     )
     reasoning: Literal["visible", "hidden"] = Field(
         "visible",
@@ -316,12 +336,17 @@ class SamplingRequest(OpenAIModel):
     def _name_is_shorthand(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
 
-    @field_validator("stop")
+    @field_validator("stop", mode="before")
     @classmethod
-    def _stop_list(cls, value: str | list[str] | None) -> list[str] | None:
+    def _stop_list(cls, value: Any) -> Any:
+        """One error on `stop` for every bad shape (the schema says the same),
+        rather than one per member of the union."""
+        if value is None:
+            return None
         stops = [value] if isinstance(value, str) else value
-        if stops is not None and (len(stops) > 4 or any(not s for s in stops)):
-            raise ValueError("up to 4 non-empty stop sequences")
+        if not isinstance(stops, list) or len(stops) > 4 or not all(
+                isinstance(s, str) and s for s in stops):
+            raise ValueError("a string or a list of up to 4 non-empty strings")
         return stops
 
     @model_validator(mode="after")
@@ -456,7 +481,7 @@ class ChatCompletionRequest(SamplingRequest):
 class CompletionRequest(SamplingRequest):
     """OpenAI's legacy completions: raw text in, text out, no chat template."""
 
-    prompt: str | list[str] = Field(
+    prompt: str | Annotated[list[str], Field(min_length=1)] = Field(
         description="A prompt, or a list of prompts (each gets `n` choices, in order)."
     )
     # OpenAI's (and vLLM's) default for this endpoint.

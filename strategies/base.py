@@ -191,11 +191,17 @@ class Task:
         return message_text(users[-1].get("content")) if users else ""
 
 
+def _name_is_required(schema: dict[str, Any]) -> None:
+    """In a request the name picks the strategy, so an object must carry it,
+    though each strategy's model defaults it."""
+    schema["required"] = ["name", *schema.get("required", [])]
+
+
 class StrategyConfig(BaseModel):
     """Base of every strategy's parameters: unknown fields are an error, so a
     typo in a request is a 400 that names it, not a silently ignored knob."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_name_is_required)
 
     @property
     def max_samples(self) -> int:

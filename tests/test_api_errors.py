@@ -37,6 +37,9 @@ BAD_BODIES = [
                   "messages": [{"role": "user", "content": "word " * 20000}]}, 400,
                  "messages", id="prompt-too-long-streaming"),
     pytest.param({**VALID, "stop": ["a", "b", "c", "d", "e"]}, 400, "stop", id="too-many-stops"),
+    pytest.param({**VALID, "messages": [{"role": "tool"}]}, 400, "messages",
+                 id="message-the-chat-template-cannot-take"),
+    pytest.param({**VALID, "seed": 2**64}, 400, "seed", id="seed-beyond-int64"),
     pytest.param({**VALID, "stream_options": {"include_usage": True}}, 400, None,
                  id="stream-options-without-stream"),
 ]

@@ -1,11 +1,17 @@
 """GET /openapi.json, /docs and /redoc: FastAPI's own, as routes of ours so
-that ``--secure-docs-and-metrics`` can put them behind the API key."""
+that ``--secure-docs-and-metrics`` can put them behind the API key, and a
+schema that states this server's limits."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+
+from ponder.server.config import Settings
+from ponder.strategies import STRATEGIES
 
 router = APIRouter(include_in_schema=False)
 OPENAPI_PATH = "/openapi.json"
@@ -28,3 +34,45 @@ async def swagger_ui(request: Request) -> HTMLResponse:
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
     return get_redoc_html(openapi_url=_schema_url(request), title="ponder - ReDoc")
+
+
+def state_limits(app: FastAPI) -> None:
+    """Make ``app.openapi()`` FastAPI's schema with this server's limits
+    written in, which the request models cannot know: how many choices
+    (``n``) and samples (a strategy's ``n``) a request may ask for, and how
+    many tokens its model's context leaves. Clients see what this deployment
+    allows; fuzzers generate within it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        service = app.state.service  # the context is known once the engine runs
+        schema = generate()
+        _write_limits(schema, app.state.settings, service and service.max_model_len)
+        if service is None:
+            app.openapi_schema = None  # described again once the engine is up
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _write_limits(schema: dict[str, Any], settings: Settings, context: int | None) -> None:
+    for component in schema.get("components", {}).get("schemas", {}).values():
+        properties = component.get("properties", {})
+        if "n" not in properties:
+            continue
+        if properties.get("name", {}).get("const") in STRATEGIES:
+            properties["n"]["maximum"] = settings.max_samples
+        elif "strategy" in properties:  # a chat or completion request
+            properties["n"]["maximum"] = settings.max_choices
+            for cap in ("max_tokens", "max_completion_tokens"):
+                if context is not None and cap in properties:
+                    _limit(properties[cap], context - 1)
+
+
+def _limit(field: dict[str, Any], maximum: int) -> None:
+    """An optional integer's maximum, on its integer alternative."""
+    for option in field.get("anyOf", [field]):
+        if option.get("type") == "integer":
+            option["maximum"] = maximum
