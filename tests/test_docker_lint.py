@@ -4,6 +4,7 @@ Building and running the image is `make docker-test`."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -83,6 +84,39 @@ def test_compose_wiring() -> None:
         assert devices[0]["capabilities"] == ["gpu"]
     assert set(prm["profiles"]) == set(ponder["profiles"]) == {"gpu"}
     assert cpu["profiles"] == ["cpu"] and "deploy" not in cpu
+
+
+def test_compose_restarts_and_drains() -> None:
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    for name, service in compose["services"].items():
+        assert service["restart"] == "unless-stopped", name
+    for name in ("ponder", "ponder-cpu"):
+        service = compose["services"][name]
+        drain = float(service["environment"]["PONDER_SHUTDOWN_TIMEOUT"])
+        grace = float(service["stop_grace_period"].removesuffix("s"))
+        assert grace > drain, f"{name}: docker must not SIGKILL ponder while it drains"
+
+
+def test_monitoring_profile_scrapes_ponder_into_the_shipped_dashboard() -> None:
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    prometheus, grafana = compose["services"]["prometheus"], compose["services"]["grafana"]
+    assert prometheus["profiles"] == grafana["profiles"] == ["monitoring"]
+    assert "./prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
+    scrape = yaml.safe_load((ROOT / "docker" / "prometheus.yml").read_text())["scrape_configs"]
+    targets = scrape[0]["static_configs"][0]["targets"]
+    assert scrape[0]["metrics_path"] == "/metrics"
+    assert set(targets) == {"ponder:8000", "ponder-cpu:8000"}
+    datasource = yaml.safe_load(
+        (ROOT / "docker/grafana/provisioning/datasources/prometheus.yaml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load(
+        (ROOT / "docker/grafana/provisioning/dashboards/ponder.yaml").read_text())
+    folder = provider["providers"][0]["options"]["path"]
+    assert f"./grafana/dashboards:{folder}:ro" in grafana["volumes"]
+    dashboard = json.loads((ROOT / "docker/grafana/dashboards/ponder.json").read_text())
+    uid = datasource["datasources"][0]["uid"]
+    targets = [t for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    assert len(targets) >= 15 and all(t["datasource"]["uid"] == uid for t in targets)
 
 
 def test_dockerignore_keeps_secrets_and_clutter_out() -> None:
