@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install serve test bench-overhead bench-accuracy lint docker-test
+.PHONY: install serve test bench-overhead bench-accuracy bench-fairness bench-soak lint docker-test
 
 $(STAMP): pyproject.toml requirements/cpu-constraints.txt scripts/install.sh
 	python3 -m venv $(VENV)
@@ -26,6 +26,12 @@ bench-overhead: install
 
 bench-accuracy: install
 	$(BIN)/ponder bench accuracy $(ARGS)
+
+bench-fairness: install
+	$(BIN)/ponder bench fairness $(ARGS)
+
+bench-soak: install
+	$(BIN)/ponder bench soak $(ARGS)
 
 # Docker (docker/): lint the Dockerfiles and compose file; build the CPU image
 # on a local base, run it, call it with the openai client, stop it

@@ -100,6 +100,83 @@ def _accuracy(args: argparse.Namespace) -> None:
     print(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.png')}")
 
 
+def _serving(args: argparse.Namespace, stack: Any, *flags: str) -> tuple[str, int | None]:
+    """The server to measure: ``--url``, or one started here (its base URL
+    and pid)."""
+    from ponder.bench.servers import free_port, launched, ponder_command
+    from ponder.server.embedded_model import embedded_model_dir
+
+    if args.url:
+        return args.url, getattr(args, "pid", None)
+    port = free_port()
+    command = ponder_command(port, args.model or str(embedded_model_dir()), args.served_model_name,
+                             args.kv_cache_gb) + list(flags)
+    server = stack.enter_context(launched("ponder", command, port, args.served_model_name))
+    return server.base_url, server.process.pid
+
+
+def _fairness(args: argparse.Namespace) -> None:
+    import asyncio
+    import contextlib
+    import json
+
+    from ponder.bench.fairness import probe
+
+    flags = [] if args.max_running_samples is None else [
+        "--max-running-samples", str(args.max_running_samples)]
+    with contextlib.ExitStack() as stack:
+        base_url, _ = _serving(args, stack, *flags)
+        rounds = []
+        for index in range(args.rounds):
+            rounds.append(asyncio.run(probe(
+                base_url, args.served_model_name, clients=args.clients,
+                per_client=args.per_client, heavy_n=args.heavy_n,
+                heavy_max_tokens=args.heavy_max_tokens, api_key=args.api_key,
+                round_index=index)))
+            print(json.dumps(rounds[-1]))
+    report = {"max_running_samples": args.max_running_samples or "default", "rounds": rounds,
+              "target": "small-request p99 <= 3x alone, heavy requests finish"}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2))
+    print(f"{'round':>5} {'p50 alone':>10} {'p50 heavy':>10} {'ratio':>6} "
+          f"{'p99 alone':>10} {'p99 heavy':>10} {'ratio':>6}  heavy")
+    for index, r in enumerate(rounds):
+        heavy = ", ".join(f"{h['status']} in {h['seconds']}s" for h in r["heavy"])
+        print(f"{index:>5} {r['alone']['p50_s']:>10} {r['with_heavy']['p50_s']:>10} "
+              f"{r['p50_ratio']:>6} {r['alone']['p99_s']:>10} {r['with_heavy']['p99_s']:>10} "
+              f"{r['p99_ratio']:>6}  {heavy}")
+    print(f"wrote {args.output}")
+
+
+def _soak(args: argparse.Namespace) -> None:
+    import asyncio
+    import contextlib
+    import json
+
+    from ponder.bench.soak import soak
+
+    with contextlib.ExitStack() as stack:
+        base_url, pid = _serving(args, stack)
+        if pid is None:
+            raise SystemExit("ponder bench soak: with --url, give the server's --pid to sample")
+        report = asyncio.run(soak(
+            base_url, args.served_model_name, pid, minutes=args.minutes, clients=args.clients,
+            interval_s=args.interval, api_key=args.api_key,
+            on_sample=lambda sample: print(json.dumps(sample), flush=True)))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: report[k] for k in ("requests", "statuses", "verdict")}, indent=2))
+    print(f"server errors: {len(report['server_errors'])}; wrote {args.output}")
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="a running ponder server (default: start one)")
+    parser.add_argument("--api-key")
+    parser.add_argument("--model", help="model directory (default: the embedded model)")
+    parser.add_argument("--served-model-name", default="smollm2")
+    parser.add_argument("--kv-cache-gb", type=float, default=2.0)
+
+
 def add_bench_commands(commands: Any) -> None:
     bench = commands.add_parser("bench", help="Run a benchmark (see `ponder bench -h`).")
     kinds = bench.add_subparsers(dest="bench", required=True)
@@ -153,3 +230,26 @@ def add_bench_commands(commands: Any) -> None:
     accuracy.add_argument("--throughput-problems", type=int, default=32)
     accuracy.add_argument("--output", type=Path, default=RESULTS)
     accuracy.set_defaults(handler=_accuracy)
+
+    fairness = kinds.add_parser(
+        "fairness", help="small requests alone vs beside two self_consistency n=64: p50/p99.")
+    _server_options(fairness)
+    fairness.add_argument("--max-running-samples", type=int,
+                          help="the started server's --max-running-samples (default: its own)")
+    fairness.add_argument("--rounds", type=int, default=3)
+    fairness.add_argument("--clients", type=int, default=8)
+    fairness.add_argument("--per-client", type=int, default=8)
+    fairness.add_argument("--heavy-n", type=int, default=64)
+    fairness.add_argument("--heavy-max-tokens", type=int, default=192)
+    fairness.add_argument("--output", type=Path, default=RESULTS / "fairness.json")
+    fairness.set_defaults(handler=_fairness)
+
+    soak = kinds.add_parser(
+        "soak", help="mixed traffic for a long time; process-tree RSS, fds, asyncio tasks.")
+    _server_options(soak)
+    soak.add_argument("--pid", type=int, help="with --url: the server's pid, to sample")
+    soak.add_argument("--minutes", type=float, default=30)
+    soak.add_argument("--clients", type=int, default=6)
+    soak.add_argument("--interval", type=float, default=30, help="seconds between samples")
+    soak.add_argument("--output", type=Path, default=RESULTS / "soak.json")
+    soak.set_defaults(handler=_soak)

@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -23,6 +24,9 @@ class RunningServer:
     name: str
     base_url: str
     model: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    """Its stdout and stderr, while it runs."""
 
 
 def free_port() -> int:
@@ -35,14 +39,14 @@ def free_port() -> int:
 def launched(name: str, command: list[str], port: int, model: str,
              env: dict[str, str] | None = None, timeout: float = 600) -> Iterator[RunningServer]:
     """Run ``command`` until its /health answers 200; stop it on exit."""
-    with tempfile.TemporaryFile() as log:
+    with tempfile.TemporaryDirectory() as folder, (Path(folder) / "server.log").open("w+b") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, **(env or {})},
         )
         try:
             _wait_healthy(f"http://127.0.0.1:{port}/health", process, log, timeout)
-            yield RunningServer(name, f"http://127.0.0.1:{port}", model)
+            yield RunningServer(name, f"http://127.0.0.1:{port}", model, process, Path(log.name))
         finally:
             process.send_signal(signal.SIGTERM)
             try:

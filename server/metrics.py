@@ -78,6 +78,12 @@ class Metrics:
             "ponder_samples_running", "Samples admitted into the engine (read at scrape time).",
             registry=self.registry,
         )
+        self.asyncio_tasks = Gauge(
+            "ponder_asyncio_tasks",
+            "Tasks on the API process's event loop (read at scrape time): flat when idle, "
+            "or something leaks.",
+            registry=self.registry,
+        )
         self.samples_waiting = Gauge(
             "ponder_samples_waiting",
             "Samples waiting for their turn in ponder's fair admission (read at scrape time).",

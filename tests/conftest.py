@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import openai
@@ -14,12 +15,14 @@ from ponder.bench.servers import free_port, launched
 
 API_KEY = "test-key-ponder"
 STARTUP_TIMEOUT_S = 600  # the first run also converts the embedded model
+REQUEST_READ_TIMEOUT_S = 3  # short, so the slow-client test need not wait long
 
 
 @dataclass(frozen=True)
 class Server:
     base_url: str
     api_key: str
+    log: Path
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
@@ -29,9 +32,10 @@ class Server:
 def server() -> Iterator[Server]:
     port = free_port()
     command = [sys.executable, "-m", "ponder.server.cli", "serve", "--port", str(port),
-               "--api-key", API_KEY, "--log-level", "warning", "--tool-call-parser", "hermes"]
+               "--api-key", API_KEY, "--request-read-timeout", str(REQUEST_READ_TIMEOUT_S),
+               "--tool-call-parser", "hermes"]
     with launched("ponder", command, port, "smollm2", timeout=STARTUP_TIMEOUT_S) as running:
-        yield Server(running.base_url, API_KEY)
+        yield Server(running.base_url, API_KEY, running.log)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@ prometheus_client's global registry."""
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
@@ -17,6 +19,7 @@ async def metrics(request: Request) -> Response:
     engine = request.app.state.engine
     service = request.app.state.service
     figures.engine_requests.set(engine.get_num_unfinished_requests() if engine else 0)
+    figures.asyncio_tasks.set(len(asyncio.all_tasks()))
     if service is not None:
         figures.samples_running.set(service.scheduler.running)
         figures.samples_waiting.set(service.scheduler.waiting)
