@@ -5,11 +5,11 @@ leave early (a stream closed after a few chunks, a request abandoned
 mid-generation); some send bad requests. Every ``interval`` seconds the
 server's process tree is sampled: each process's RSS and open file
 descriptors, the API process's asyncio tasks and requests in flight (from
-/metrics), and the engine's KV-cache use. The engine worker's RSS is split
-into its KV-cache mappings (anonymous mappings of one repeated size, one
-per layer) and the rest: pages of the KV cache are first touched when a
-block is first used, so that part grows until every block has been used
-once, while growth of the rest would be a leak.
+/metrics), and the engine's KV-cache use. The API process's and the engine
+worker's RSS are split by kind of mapping (``_memory_parts``), so growth
+can be told apart: the KV cache (one big tensor, whose pages grow resident
+as blocks are first used, if the allocator did not touch them at start),
+the heap, other anonymous memory (allocator caches, arenas) and files.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import psutil
 from ponder.bench.problems import generated
 
 MIB = 1024 * 1024
-KV_MAPPING_MIN_BYTES = 8 * MIB
 
 
 @dataclass
@@ -158,25 +157,30 @@ def _role(process: psutil.Process) -> str:
     return "api" if "ponder" in title else process.name()
 
 
-def _kv_cache_rss(pid: int) -> int:
-    """RSS of the anonymous mappings that share one size, repeated at least
-    eight times (the KV cache: one tensor per layer), in bytes."""
-    sizes: Counter[int] = Counter()
-    rss: Counter[int] = Counter()
-    size = 0
-    anonymous = False
+def _memory_parts(pid: int) -> dict[str, float]:
+    """The process's RSS by kind of mapping, in MiB: its largest anonymous
+    mapping (in the engine worker on a CPU, the KV cache: one tensor), the
+    malloc heap, other anonymous memory (torch's and oneDNN's allocations,
+    thread arenas) and file-backed pages (code, the model's weights)."""
+    parts = {"largest_anonymous": 0.0, "heap": 0.0, "other_anonymous": 0.0, "files": 0.0}
+    mappings: list[tuple[str, int]] = []  # (kind, rss bytes)
+    kind = ""
     with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps") as smaps:
         for line in smaps:
-            header = re.match(r"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ (\d+)\s*(.*)$", line)
+            header = re.match(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ (\d+)\s*(.*)$", line)
             if header:
-                size = int(header.group(2), 16) - int(header.group(1), 16)
-                anonymous = header.group(4) == "0" and not header.group(5)
-                if anonymous and size >= KV_MAPPING_MIN_BYTES:
-                    sizes[size] += 1
-            elif line.startswith("Rss:") and anonymous and size >= KV_MAPPING_MIN_BYTES:
-                rss[size] += int(line.split()[1]) * 1024
-    repeated = [s for s, count in sizes.items() if count >= 8]
-    return sum(rss[s] for s in repeated)
+                inode, name = header.group(1), header.group(2)
+                kind = ("files" if inode != "0" else "heap" if name == "[heap]"
+                        else "anonymous" if not name or name.startswith("[anon") else "other")
+            elif line.startswith("Rss:"):
+                mappings.append((kind, int(line.split()[1]) * 1024))
+    anonymous = sorted((rss for kind, rss in mappings if kind == "anonymous"), reverse=True)
+    if anonymous:
+        parts["largest_anonymous"] = anonymous[0] / MIB
+        parts["other_anonymous"] = sum(anonymous[1:]) / MIB
+    parts["heap"] = sum(rss for kind, rss in mappings if kind == "heap") / MIB
+    parts["files"] = sum(rss for kind, rss in mappings if kind == "files") / MIB
+    return parts
 
 
 async def _sample(client: httpx.AsyncClient, server_pid: int, started: float) -> dict[str, Any]:
@@ -188,9 +192,9 @@ async def _sample(client: httpx.AsyncClient, server_pid: int, started: float) ->
             entry = per_role.setdefault(_role(process), {"rss_mib": 0.0, "fds": 0})
             entry["rss_mib"] += process.memory_info().rss / MIB
             entry["fds"] += process.num_fds()
-            if _role(process) == "Worker":
-                entry["kv_cache_rss_mib"] = entry.get("kv_cache_rss_mib", 0) + (
-                    _kv_cache_rss(process.pid) / MIB)
+            if _role(process) in ("Worker", "api"):
+                for part, mib in _memory_parts(process.pid).items():
+                    entry[f"{part}_mib"] = entry.get(f"{part}_mib", 0.0) + mib
     metrics = (await client.get("/metrics")).text
     figures = {name: _metric(metrics, name) for name in (
         "ponder_asyncio_tasks", "ponder_requests_in_flight", "ponder_samples_running",
@@ -250,14 +254,15 @@ def verdict(samples: list[dict[str, Any]]) -> dict[str, Any]:
                 "growth": round(end - start, 1),
                 "growth_pct": round(100 * (end - start) / start, 1) if start else 0.0}
 
-    worker = lambda s: s["processes"].get("Worker", {})  # noqa: E731
+    def part(role: str, name: str) -> Callable[[dict[str, Any]], float]:
+        return lambda sample: sample["processes"].get(role, {}).get(name, 0.0)
+
     return {
         "tree_rss_mib": growth(lambda s: s["tree_rss_mib"]),
-        "api_rss_mib": growth(lambda s: s["processes"]["api"]["rss_mib"]),
-        "worker_rss_mib": growth(lambda s: worker(s).get("rss_mib", 0.0)),
-        "worker_kv_cache_rss_mib": growth(lambda s: worker(s).get("kv_cache_rss_mib", 0.0)),
-        "worker_rest_rss_mib": growth(
-            lambda s: worker(s).get("rss_mib", 0.0) - worker(s).get("kv_cache_rss_mib", 0.0)),
+        **{f"{role.lower()}_{name}": growth(part(role, name))
+           for role in ("api", "Worker", "EngineCore")
+           for name in ("rss_mib", "largest_anonymous_mib", "heap_mib", "other_anonymous_mib",
+                        "files_mib") if role != "EngineCore" or name == "rss_mib"},
         "tree_fds": growth(lambda s: s["tree_fds"]),
         "asyncio_tasks_idle": samples[-1]["ponder_asyncio_tasks"],
         "asyncio_tasks_before": samples[0]["ponder_asyncio_tasks"],

@@ -93,17 +93,18 @@ class UpstreamFailed(PonderError):
     code = "upstream_failed"
 
 
-class UpstreamTimeout(PonderError):
+class GatewayTimeout(PonderError):
     status = HTTPStatus.GATEWAY_TIMEOUT
     type = "timeout_error"
+
+
+class UpstreamTimeout(GatewayTimeout):
     code = "upstream_timeout"
 
 
-class RequestTimedOut(PonderError):
+class RequestTimedOut(GatewayTimeout):
     """--request-timeout passed before the request had any answer."""
 
-    status = HTTPStatus.GATEWAY_TIMEOUT
-    type = "timeout_error"
     code = "request_timeout"
 
 
