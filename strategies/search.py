@@ -167,7 +167,7 @@ class Search:
             task.sampling, logprobs=True,
             top_logprobs=max(task.sampling.top_logprobs, scorer.reads_logprobs or 0),
         )
-        self.answers = SampledAnswers(splitter_for(shape.prompt, task.splitter), shape.answer, gen)
+        self.answers = self.answer_reader()  # by node id
         """Of completed nodes, by node id."""
         self.nodes: list[Node] = []
         self.beams: list[list[Node]] = [[] for _ in range(shape.subtrees)]
@@ -306,13 +306,17 @@ class Search:
             for node in self.beams[subtree]:
                 node.kept = True
 
+    def answer_reader(self) -> SampledAnswers:
+        """Answers read from samples, remembered by the index given."""
+        return SampledAnswers(
+            splitter_for(self.shape.prompt, self.task.splitter), self.shape.answer, self.gen,
+            self.task,
+        )
+
     def _progress(self, depth: int, alive: int) -> str:
         complete = sum(n.completed and n.kept for n in self.nodes)
         best = max((n for beam in self.beams for n in beam), key=lambda n: n.score)
-        leading = SampledAnswers(
-            splitter_for(self.shape.prompt, self.task.splitter), self.shape.answer, self.gen,
-            self.task,
-        ).answer_of(0, best.as_sample())
+        leading = self.answers.answer_of(best.id, best.as_sample())
         return (
             f"Step {depth}: {alive} line(s) alive, {complete} complete; best score "
             f"{best.score:.2f}, leading answer {leading!r}.\n"
@@ -343,9 +347,7 @@ async def run_search(
 
 async def _result(search: Search, scorer_name: str, emit: Emitter | None) -> StrategyResult:
     shape = search.shape
-    answers = SampledAnswers(
-        splitter_for(shape.prompt, search.task.splitter), shape.answer, search.gen, search.task
-    )
+    answers = search.answer_reader()  # by index among the finals
     finals = search.finals()
     if not finals:  # the budget ran out before a single step
         return StrategyResult(content="", reasoning=None, finish_reason="length")
