@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ponder.core.scoring import ScorerFailed
-from ponder.server.protocol import ErrorInfo, ErrorResponse
+from ponder.server.protocol import ErrorInfo, ErrorResponse, lone_surrogate_at
 from ponder.strategies import STRATEGIES
 from ponder.strategies.base import RequestRejected
 
@@ -170,6 +170,20 @@ def create_error_response(exc: BaseException) -> JSONResponse:
     )
 
 
+def lone_surrogate(value: object) -> InvalidRequest | None:
+    """JSON may carry a lone surrogate (``"\\ud800"``), which no tokenizer
+    (and no UTF-8 response) can take: the error that names where, if any.
+    Checked before any other complaint, as a field's own check may trip on
+    it with a vaguer message."""
+    path = lone_surrogate_at(value)
+    if path is None:
+        return None
+    return InvalidRequest(
+        f"{path}: the text holds a lone UTF-16 surrogate, which is not valid Unicode.",
+        param=path,
+    )
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     first = exc.errors()[0] if exc.errors() else {}
     location = [str(part) for part in first.get("loc", ()) if part != "body"]
@@ -190,6 +204,9 @@ def register_error_handlers(app: FastAPI) -> None:
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        surrogate = lone_surrogate(exc.body)
+        if surrogate is not None:
+            return create_error_response(surrogate)
         message, param = _validation_message(exc)
         return create_error_response(InvalidRequest(message, param=param))
 

@@ -130,6 +130,16 @@ class ChatMessage(BaseModel):
         None, description="Text, or a list of text parts (joined as vLLM joins them)."
     )
 
+    @model_validator(mode="after")
+    def _content_required(self) -> ChatMessage:
+        """The schema's rule (``_content_unless_assistant``), enforced: a
+        chat template may render a missing content as nothing at all."""
+        if self.content is None and self.role != "assistant":
+            raise PydanticCustomError(
+                "missing_content", "a {role} message needs content", {"role": self.role}
+            )
+        return self
+
     @field_validator("content", mode="before")
     @classmethod
     def _text_parts_only(cls, value: Any) -> Any:

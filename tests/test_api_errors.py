@@ -37,8 +37,8 @@ BAD_BODIES = [
                   "messages": [{"role": "user", "content": "word " * 20000}]}, 400,
                  "messages", id="prompt-too-long-streaming"),
     pytest.param({**VALID, "stop": ["a", "b", "c", "d", "e"]}, 400, "stop", id="too-many-stops"),
-    pytest.param({**VALID, "messages": [{"role": "tool"}]}, 400, "messages",
-                 id="message-the-chat-template-cannot-take"),
+    pytest.param({**VALID, "messages": [{"role": "tool"}]}, 400, "messages.0",
+                 id="message-without-content"),
     pytest.param({**VALID, "seed": 2**64}, 400, "seed", id="seed-beyond-int64"),
     pytest.param({**VALID, "stream_options": {"include_usage": True}}, 400, None,
                  id="stream-options-without-stream"),
@@ -102,7 +102,7 @@ def test_api_key_is_required_on_v1_but_not_on_health(server: Server) -> None:
 def test_a_streaming_client_that_leaves_stops_its_generation(
     server: Server, http: httpx.Client
 ) -> None:
-    body = {**VALID, "max_tokens": 2000, "stream": True, "temperature": 1.0,
+    body = {**VALID, "max_tokens": 2000, "stream": True, "temperature": 1.0, "ignore_eos": True,
             "strategy": "none", "n": 2}
     with httpx.stream("POST", f"{server.base_url}/v1/chat/completions", json=body,
                       headers=server.headers(), timeout=60) as response:
@@ -116,7 +116,7 @@ def test_a_streaming_client_that_leaves_stops_its_generation(
 async def test_a_non_streaming_client_that_leaves_stops_its_generation(
     server: Server, http: httpx.Client
 ) -> None:
-    body = {**VALID, "max_tokens": 2000, "temperature": 1.0}
+    body = {**VALID, "max_tokens": 2000, "temperature": 1.0, "ignore_eos": True}
     async with httpx.AsyncClient(base_url=server.base_url, headers=server.headers()) as session:
         task = asyncio.create_task(session.post("/v1/chat/completions", json=body, timeout=60))
         for _ in range(100):

@@ -72,7 +72,8 @@ async def test_a_client_that_leaves_is_one_log_line_not_a_traceback(
     server: Server, http: httpx.Client
 ) -> None:
     mine = f"leaver-{uuid.uuid4().hex[:8]}"
-    body = {**VALID, "max_tokens": 2000, "temperature": 1.0}
+    # ignore_eos: the answer must still be running when the client leaves.
+    body = {**VALID, "max_tokens": 2000, "temperature": 1.0, "ignore_eos": True}
     async with httpx.AsyncClient(base_url=server.base_url, headers={
         **server.headers(), "X-Request-Id": mine}) as session:
         task = asyncio.create_task(session.post("/v1/chat/completions", json=body, timeout=60))

@@ -16,12 +16,12 @@ from pydantic import BaseModel
 from ponder.server.errors import (
     CLIENT_CLOSED_REQUEST,
     ClientClosedRequest,
-    InvalidRequest,
     ShuttingDown,
     as_ponder_error,
+    lone_surrogate,
 )
 from ponder.server.formats import ResponseFormat
-from ponder.server.protocol import ErrorResponse, SamplingRequest, lone_surrogate_at
+from ponder.server.protocol import ErrorResponse, SamplingRequest
 from ponder.server.serving import RequestRun, StrategyService
 from ponder.server.streaming import ResponseStream
 from ponder.strategies.base import StrategyResult
@@ -37,7 +37,8 @@ async def respond(
     body: SamplingRequest, request: Request, service: StrategyService,
     shape_for: Callable[[RequestRun], ResponseFormat],
 ) -> BaseModel | StreamingResponse:
-    _check_text(body)
+    if (surrogate := lone_surrogate(body.model_dump())) is not None:
+        raise surrogate
     run = service.resolve(body)
     shape = shape_for(run)
     service.admit(run)
@@ -62,17 +63,6 @@ async def respond(
         # ends uncounted would hold its slot for good.
         if not handed_to_stream:
             service.finished(run, status)
-
-
-def _check_text(body: SamplingRequest) -> None:
-    """JSON may carry a lone surrogate (``"\\ud800"``), which no tokenizer
-    (and no UTF-8 response) can take: refuse it by name."""
-    path = lone_surrogate_at(body.model_dump())
-    if path is not None:
-        raise InvalidRequest(
-            f"{path}: the text holds a lone UTF-16 surrogate, which is not valid Unicode.",
-            param=path,
-        )
 
 
 async def _until_answered(
