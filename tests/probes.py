@@ -3,9 +3,12 @@ check a request's generation really stopped."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import httpx
+import pytest
 
 
 def gauge(http: httpx.Client, name: str) -> float:
@@ -33,3 +36,21 @@ def wait_idle(http: httpx.Client, timeout: float = 10) -> float:
         time.sleep(0.1)
     assert requests_in_flight(http) == 0
     return running
+
+
+async def leave_once_running(
+    base_url: str, headers: dict[str, str], http: httpx.Client, body: dict[str, Any]
+) -> float:
+    """Post ``body``, hang up as soon as the engine runs it, and return the
+    engine requests still running once the server let go of it."""
+    async with httpx.AsyncClient(base_url=base_url, headers=headers) as session:
+        task = asyncio.create_task(session.post("/v1/chat/completions", json=body, timeout=120))
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if running_requests(http):
+                break
+        assert running_requests(http) >= 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    return wait_idle(http)

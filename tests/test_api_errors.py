@@ -3,14 +3,12 @@ no traceback, and the engine still serves the next request."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import openai
 import pytest
 
 from .conftest import Server
-from .probes import running_requests, wait_idle
+from .probes import leave_once_running, running_requests, wait_idle
 
 QUESTION = [{"role": "user", "content": "Say hi."}]
 VALID = {"model": "smollm2", "messages": QUESTION, "max_tokens": 4}
@@ -117,14 +115,4 @@ async def test_a_non_streaming_client_that_leaves_stops_its_generation(
     server: Server, http: httpx.Client
 ) -> None:
     body = {**VALID, "max_tokens": 2000, "temperature": 1.0, "ignore_eos": True}
-    async with httpx.AsyncClient(base_url=server.base_url, headers=server.headers()) as session:
-        task = asyncio.create_task(session.post("/v1/chat/completions", json=body, timeout=60))
-        for _ in range(100):
-            await asyncio.sleep(0.1)
-            if running_requests(http):
-                break
-        assert running_requests(http) >= 1
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    assert wait_idle(http) == 0
+    assert await leave_once_running(server.base_url, server.headers(), http, body) == 0

@@ -3,14 +3,12 @@ step checker the server starts with."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import openai
 import pytest
 
 from .conftest import Server
-from .probes import running_requests, wait_idle
+from .probes import leave_once_running
 
 QUESTION = [{"role": "user", "content": "Tom has 3 bags with 4 apples each and eats 2. "
              "How many apples are left?"}]
@@ -88,14 +86,4 @@ async def test_a_client_that_leaves_mid_search_stops_every_expansion(
     body = {"model": "smollm2", "messages": QUESTION, "max_tokens": 1500, "temperature": 1.0,
             "strategy": {"name": "dvts", "n": 8, "expand": 2, "prm": "step-checker",
                          "step_delimiter": "@@never@@", "max_steps": 4}}
-    async with httpx.AsyncClient(base_url=server.base_url, headers=server.headers()) as session:
-        task = asyncio.create_task(session.post("/v1/chat/completions", json=body, timeout=120))
-        for _ in range(100):
-            await asyncio.sleep(0.1)
-            if running_requests(http):
-                break
-        assert running_requests(http) >= 1
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    assert wait_idle(http) == 0
+    assert await leave_once_running(server.base_url, server.headers(), http, body) == 0
