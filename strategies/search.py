@@ -167,8 +167,9 @@ class Search:
             task.sampling, logprobs=True,
             top_logprobs=max(task.sampling.top_logprobs, scorer.reads_logprobs or 0),
         )
-        self.answers = self.answer_reader()  # by node id
-        """Of completed nodes, by node id."""
+        self.answers = self.answer_reader()
+        """Answers of nodes, by node id: completed ones for their scorer, and
+        the leading line for a progress report."""
         self.nodes: list[Node] = []
         self.beams: list[list[Node]] = [[] for _ in range(shape.subtrees)]
         self._ids = itertools.count()
