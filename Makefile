@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install serve test bench-overhead bench-accuracy bench-fairness bench-soak lint docker-test
+.PHONY: install serve test test-fast bench-overhead bench-accuracy bench-fairness bench-soak lint docker-test
 
 $(STAMP): pyproject.toml requirements/cpu-constraints.txt scripts/install.sh
 	python3 -m venv $(VENV)
@@ -20,6 +20,10 @@ serve: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The edit-test loop: everything that needs no engine (tests/unit), in seconds.
+test-fast: install
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 bench-overhead: install
 	$(BIN)/ponder bench overhead $(ARGS)

@@ -10,7 +10,7 @@ SPEC is one of::
     remote:URL[?model=M&tag=T]   another vLLM server's /pooling endpoint
 
 Beside them every server offers the reward-free scorers of
-:mod:`ponder.prm.confidence` by their own names.
+:mod:`ponder.prm.reward_free` by their own names.
 
 Query values are percent-decoded but a ``+`` stays a plus sign (it is
 Math-Shepherd's "good" token), unlike in HTML forms.
@@ -28,8 +28,8 @@ from typing import Literal, cast
 from urllib.parse import unquote, urlsplit
 
 from ponder.core.scoring import ScorerFactory, shared
-from ponder.prm.confidence import REWARD_FREE
 from ponder.prm.remote import open_remote_prm
+from ponder.prm.reward_free import REWARD_FREE
 from ponder.prm.self_judge import SelfJudge
 from ponder.prm.step_checker import StepChecker
 

@@ -1,4 +1,5 @@
-"""``ponder``: serve, benchmark, prepare the embedded model.
+"""``ponder``: serve, prepare the embedded model, and what other layers add
+(``ponder bench``) through the ``ponder.commands`` entry points.
 
 ``ponder serve``'s options are generated from :class:`Settings`, so every
 option has its ``PONDER_*`` environment variable and one description.
@@ -9,11 +10,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from importlib.metadata import entry_points
 from typing import Any, get_args, get_origin
 
 from pydantic import ValidationError
 
 from ponder.server.config import Settings
+
+COMMANDS_GROUP = "ponder.commands"
+"""Entry points that add commands (``ponder bench``, ...): each is called
+with the subcommand parsers, so layers above the server add their own
+without the server importing them."""
 
 
 def _add_settings_options(parser: argparse.ArgumentParser) -> None:
@@ -111,9 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     prepare.set_defaults(handler=prepare_model)
 
-    from ponder.bench.cli import add_bench_commands
-
-    add_bench_commands(commands)
+    for plugin in entry_points(group=COMMANDS_GROUP):
+        plugin.load()(commands)
 
     args = parser.parse_args(argv)
     args.handler(args)

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ponder.prm.confidence import REWARD_FREE
 from ponder.prm.registry import PRMSpec, check_names, parse_prm_spec
+from ponder.prm.reward_free import REWARD_FREE
 from ponder.server.embedded_model import EMBEDDED_MODEL, EMBEDDED_SERVED_NAME
 from ponder.strategies import STRATEGIES
 

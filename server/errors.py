@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ponder.core.scoring import ScorerFailed
-from ponder.server.protocol import ErrorInfo, ErrorResponse, lone_surrogate_at
+from ponder.server.protocol.common import ErrorInfo, ErrorResponse, lone_surrogate_at
 from ponder.strategies import STRATEGIES
 from ponder.strategies.base import RequestRejected
 

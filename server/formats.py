@@ -15,26 +15,30 @@ from pydantic import BaseModel
 
 from ponder.core.generation import TokenLogprob
 from ponder.core.metering import Usage
-from ponder.server.protocol import (
+from ponder.server.protocol.chat import (
     ChatCompletionChunk,
     ChatCompletionResponse,
     ChatLogprobs,
     Choice,
     ChunkChoice,
+    Delta,
+    ResponseMessage,
+    completion_id,
+)
+from ponder.server.protocol.common import (
+    CompletionTokensDetails,
+    PonderInfo,
+    PonderRun,
+    PromptTokensDetails,
+    TokenLogprobInfo,
+    TopLogprob,
+    UsageInfo,
+)
+from ponder.server.protocol.completions import (
     CompletionChoice,
     CompletionChunk,
     CompletionLogprobs,
     CompletionResponse,
-    CompletionTokensDetails,
-    Delta,
-    PonderInfo,
-    PonderRun,
-    PromptTokensDetails,
-    ResponseMessage,
-    TokenLogprobInfo,
-    TopLogprob,
-    UsageInfo,
-    completion_id,
     text_completion_id,
 )
 from ponder.server.serving import RequestRun

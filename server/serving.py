@@ -23,12 +23,9 @@ from ponder.server.errors import (
 )
 from ponder.server.lifecycle import Lifecycle
 from ponder.server.metrics import Metrics, timed_verifiers
-from ponder.server.protocol import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    JsonSchemaFormat,
-    SamplingRequest,
-)
+from ponder.server.protocol.chat import ChatCompletionRequest
+from ponder.server.protocol.common import JsonSchemaFormat, SamplingRequest
+from ponder.server.protocol.completions import CompletionRequest
 from ponder.server.request_context import RequestContext, current_request
 from ponder.server.tool_calls import ToolParsers, ToolUse
 from ponder.strategies import STRATEGIES, Strategy

@@ -33,7 +33,7 @@ from vllm.tool_parsers.utils import get_json_schema_from_tools
 
 from ponder.core.generation import JsonOutput
 from ponder.server.errors import InvalidRequest
-from ponder.server.protocol import (
+from ponder.server.protocol.chat import (
     ChatCompletionRequest,
     FunctionCall,
     NamedToolChoice,

@@ -17,19 +17,18 @@ from typing import Literal
 
 from pydantic import Field
 
+from ponder.core.aggregate import Aggregate, aggregate
 from ponder.core.generation import Generator, Sample
 from ponder.core.steps import DEFAULT_STEPS
-from ponder.prm.aggregate import Aggregate, aggregate
-from ponder.strategies.answers import AnswerFormat
-from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task
+from ponder.strategies.base import Emitter, StrategyResult, Task
 from ponder.strategies.fanout import fan_out
-from ponder.strategies.prompts import PromptStyle, apply_prompt, chosen_style, splitter_for
-from ponder.strategies.sampled import SampledAnswers, answer_format_for
+from ponder.strategies.prompts import apply_prompt, splitter_for
+from ponder.strategies.sampled import SampledAnswers, SolutionsConfig
 from ponder.strategies.selection import select
 from ponder.strategies.voting import VoteBook
 
 
-class Config(StrategyConfig):
+class Config(SolutionsConfig):
     name: Literal["best_of_n"] = "best_of_n"
     n: int = Field(8, ge=1, description="Samples to choose from.")
     prm: str | None = Field(
@@ -39,11 +38,6 @@ class Config(StrategyConfig):
     aggregate: Aggregate = Field("min", description="Step scores to one solution score.")
     weighted_vote: bool = Field(
         False, description="Sum solution scores per equivalent answer instead of taking the best."
-    )
-    prompt: PromptStyle = Field("cot", description="`cot` or `direct`, as for self_consistency.")
-    answer: AnswerFormat | None = Field(
-        None, description="How to extract each sample's answer (default: `tool_calls` when the "
-        "request offers tools, `json` when it asks for JSON, else `auto`)."
     )
 
     @property
@@ -55,9 +49,8 @@ async def run(
     task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
 ) -> StrategyResult:
     prm_name, prm = task.verifiers.get(cfg.prm)
-    style = chosen_style(cfg.prompt, task, "prompt" in cfg.model_fields_set,
-                         param="strategy.prompt")
-    answer_format = answer_format_for(cfg.answer, task)
+    style = cfg.prompt_style(task)
+    answer_format = cfg.answer_format(task)
     answers = SampledAnswers(splitter_for(style, task.splitter), answer_format, gen, task)
     # Mean log-probability breaks ties; a confidence scorer may want more.
     sampling = replace(

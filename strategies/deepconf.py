@@ -1,5 +1,5 @@
 """DeepConf (Fu et al. 2025) for self-consistency: the model's own token
-confidence (``prm/confidence.py``) decides which samples vote, with what
+confidence (``core/confidence.py``) decides which samples vote, with what
 weight, and when to stop sampling.
 
 * Offline: every sample is drawn; only the share ``keep`` of the most
@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ponder.core.confidence import TraceConfidence, token_confidence, trace_confidence
 from ponder.core.generation import Generator, Prompt, Sample, SampleCollector, Sampling
-from ponder.prm.confidence import TraceConfidence, token_confidence, trace_confidence
 from ponder.strategies.fanout import fan_out
 from ponder.strategies.traces import Traces
 from ponder.strategies.voting import VoteBook

@@ -4,6 +4,8 @@ chosen sample with reasoning tokens counted over every sample."""
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from ponder.core.generation import Generator, RequestRejected, Sample
 from ponder.strategies.answers import (
     WHOLE_ANSWER_FORMATS,
@@ -11,9 +13,10 @@ from ponder.strategies.answers import (
     extract_answer,
     text_key,
 )
-from ponder.strategies.base import Candidate, Emitter, StrategyResult, Task
+from ponder.strategies.base import Candidate, Emitter, StrategyConfig, StrategyResult, Task
 from ponder.strategies.fanout import FanOut
 from ponder.strategies.logprobs import content_logprobs
+from ponder.strategies.prompts import PromptStyle, chosen_style
 from ponder.strategies.reasoning import ReasoningSplitter, Split
 from ponder.strategies.tool_calls import calls_answer
 
@@ -33,6 +36,27 @@ def answer_format_for(configured: AnswerFormat | None, task: Task) -> AnswerForm
     if task.tools is not None:
         return "tool_calls"
     return "auto" if task.sampling.json_output is None else "json"
+
+
+class SolutionsConfig(StrategyConfig):
+    """What every strategy that compares several solutions is asked: how to
+    prompt for them and how to read their answers."""
+
+    prompt: PromptStyle = Field("cot", description="`cot` adds the step-by-step instruction; "
+                                "`direct` sends the messages as they are.")
+    answer: AnswerFormat | None = Field(
+        None, description="How to extract each solution's answer (default: `tool_calls` when "
+        "the request offers tools, `json` when it asks for JSON, else `auto`)."
+    )
+
+    def prompt_style(self, task: Task) -> PromptStyle:
+        """The configured style, unless the request rules it out (only an
+        explicitly asked-for style is an error then)."""
+        return chosen_style(self.prompt, task, "prompt" in self.model_fields_set,
+                            param="strategy.prompt")
+
+    def answer_format(self, task: Task) -> AnswerFormat:
+        return answer_format_for(self.answer, task)
 
 
 class SampledAnswers:

@@ -38,20 +38,20 @@ from dataclasses import dataclass, replace
 
 from pydantic import Field
 
+from ponder.core.aggregate import Aggregate, aggregate
 from ponder.core.generation import Generator, Prompt, Sample, Sampling, StopReason, TokenLogprob
 from ponder.core.scoring import ProcessRewardModel, Solution
 from ponder.core.steps import STEP_DELIMITER, StepSpec
-from ponder.prm.aggregate import Aggregate, aggregate
 from ponder.strategies.answers import AnswerFormat, states_final_answer
-from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task, TreeNode
+from ponder.strategies.base import Emitter, StrategyResult, Task, TreeNode
 from ponder.strategies.fanout import check_distinct
-from ponder.strategies.prompts import PromptStyle, apply_prompt, chosen_style, splitter_for
-from ponder.strategies.sampled import SampledAnswers, answer_format_for
+from ponder.strategies.prompts import PromptStyle, apply_prompt, splitter_for
+from ponder.strategies.sampled import SampledAnswers, SolutionsConfig
 from ponder.strategies.selection import select
 from ponder.strategies.voting import VoteBook
 
 
-class SearchConfig(StrategyConfig):
+class SearchConfig(SolutionsConfig):
     """The parameters beam search and DVTS share."""
 
     max_steps: int = Field(
@@ -71,20 +71,14 @@ class SearchConfig(StrategyConfig):
         False, description="Answer with the answer whose complete solutions carry the most "
         "score in total, instead of the best solution's.",
     )
-    prompt: PromptStyle = Field("cot", description="`cot` or `direct`, as for self_consistency.")
-    answer: AnswerFormat | None = Field(
-        None, description="How to extract each solution's answer (default as for "
-        "self_consistency)."
-    )
 
     def shape(self, subtrees: int, width: int, expand: int, task: Task) -> SearchShape:
         return SearchShape(
             subtrees=subtrees, width=width, expand=expand, max_steps=self.max_steps,
             steps=StepSpec(self.step_delimiter), aggregate=self.aggregate,
             weighted_vote=self.weighted_vote,
-            prompt=chosen_style(self.prompt, task, "prompt" in self.model_fields_set,
-                                param="strategy.prompt"),
-            answer=answer_format_for(self.answer, task),
+            prompt=self.prompt_style(task),
+            answer=self.answer_format(task),
         )
 
 
@@ -119,8 +113,10 @@ class Node:
     text: str
     steps: tuple[str, ...]
     step_logprobs: tuple[tuple[TokenLogprob, ...], ...] | None
-    logprobs: tuple[TokenLogprob, ...] | None
-    """Of every token of the partial solution."""
+    own_logprobs: tuple[TokenLogprob, ...] | None
+    """Of this node's own tokens only: a node holding its whole path's would
+    make memory grow with depth times nodes (:meth:`path_logprobs` joins
+    them for the few nodes whose whole sample is read)."""
     cumulative_logprob: float
     stop_reason: StopReason
     completed: bool
@@ -148,11 +144,22 @@ class Node:
         known = () if self.parent is None else self.parent.step_scores
         return Solution(self.steps, known=known, logprobs=self.step_logprobs, answer=self.answer)
 
+    def path_logprobs(self) -> list[TokenLogprob] | None:
+        """Of every token of the partial solution, root first; None when a
+        node on the path came without them."""
+        path: list[tuple[TokenLogprob, ...]] = []
+        node: Node | None = self
+        while node is not None:
+            if node.own_logprobs is None:
+                return None
+            path.append(node.own_logprobs)
+            node = node.parent
+        return [token for own in reversed(path) for token in own]
+
     def as_sample(self) -> Sample:
         """A partial solution reads as one cut short."""
         return Sample(self.text, self.token_ids, self.stop_reason if self.completed else "length",
-                      cumulative_logprob=self.cumulative_logprob,
-                      logprobs=None if self.logprobs is None else list(self.logprobs))
+                      cumulative_logprob=self.cumulative_logprob, logprobs=self.path_logprobs())
 
 
 class Search:
@@ -285,10 +292,7 @@ class Search:
             text=before + text,
             steps=(() if parent is None else parent.steps) + new.steps,
             step_logprobs=_joined(parent, new.logprobs),
-            logprobs=(
-                None if sample.logprobs is None or (parent is not None and parent.logprobs is None)
-                else (() if parent is None else parent.logprobs or ()) + tuple(sample.logprobs)
-            ),
+            own_logprobs=None if sample.logprobs is None else tuple(sample.logprobs),
             cumulative_logprob=(0.0 if parent is None else parent.cumulative_logprob)
             + (sample.cumulative_logprob or 0.0),
             stop_reason=sample.stop_reason,

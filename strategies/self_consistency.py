@@ -18,10 +18,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from ponder.core.confidence import TOP_K, TraceConfidence
 from ponder.core.generation import Generator, Prompt, Sample, Sampling
-from ponder.prm.confidence import TOP_K, TraceConfidence
-from ponder.strategies.answers import AnswerFormat
-from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task
+from ponder.strategies.base import Emitter, StrategyResult, Task
 from ponder.strategies.deepconf import (
     ConfidenceVote,
     Online,
@@ -30,22 +29,16 @@ from ponder.strategies.deepconf import (
     vote_offline,
 )
 from ponder.strategies.fanout import FanOut, fan_out
-from ponder.strategies.prompts import PromptStyle, apply_prompt, chosen_style, splitter_for
-from ponder.strategies.sampled import SampledAnswers, answer_format_for
+from ponder.strategies.prompts import apply_prompt, splitter_for
+from ponder.strategies.sampled import SampledAnswers, SolutionsConfig
 from ponder.strategies.voting import VoteBook, decided, leader_confidence
 
 MIN_SAMPLES_FOR_CONFIDENCE = 3
 
 
-class Config(StrategyConfig):
+class Config(SolutionsConfig):
     name: Literal["self_consistency"] = "self_consistency"
     n: int = Field(8, ge=1, description="Samples to vote over.")
-    prompt: PromptStyle = Field("cot", description="`cot` adds the step-by-step instruction; "
-                                "`direct` sends the messages as they are.")
-    answer: AnswerFormat | None = Field(
-        None, description="How to extract each sample's answer (default: `tool_calls` when the "
-        "request offers tools, `json` when it asks for JSON, else `auto`)."
-    )
     early_stop: bool = Field(False, description="Stop once the leading answer cannot be caught.")
     confidence: float | None = Field(
         None, gt=0.5, lt=1,
@@ -109,9 +102,8 @@ class Config(StrategyConfig):
 async def run(
     task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
 ) -> StrategyResult:
-    style = chosen_style(cfg.prompt, task, "prompt" in cfg.model_fields_set,
-                         param="strategy.prompt")
-    answer_format = answer_format_for(cfg.answer, task)
+    style = cfg.prompt_style(task)
+    answer_format = cfg.answer_format(task)
     prompt = apply_prompt(task.prompt, style)
     answers = SampledAnswers(splitter_for(style, task.splitter), answer_format, gen, task)
     book = VoteBook(answer_format)

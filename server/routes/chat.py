@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from ponder.server.deps import ServiceDep
 from ponder.server.formats import ChatFormat
-from ponder.server.protocol import ChatCompletionRequest, ChatCompletionResponse
+from ponder.server.protocol.chat import ChatCompletionRequest, ChatCompletionResponse
 from ponder.server.routes.respond import ERRORS, respond
 
 router = APIRouter(tags=["chat"])

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from ponder.server.deps import ServiceDep
 from ponder.server.formats import CompletionFormat
-from ponder.server.protocol import CompletionRequest, CompletionResponse
+from ponder.server.protocol.completions import CompletionRequest, CompletionResponse
 from ponder.server.routes.respond import ERRORS, respond
 
 router = APIRouter(tags=["completions"])

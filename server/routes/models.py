@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter
 
 from ponder.server.deps import ServiceDep
-from ponder.server.protocol import ModelCard, ModelList, StrategyCard, StrategyList
+from ponder.server.protocol.listings import ModelCard, ModelList, StrategyCard, StrategyList
 from ponder.server.serving import ALIAS_SEPARATOR
 from ponder.strategies import STRATEGIES
 

@@ -21,7 +21,7 @@ from ponder.server.errors import (
     lone_surrogate,
 )
 from ponder.server.formats import ResponseFormat
-from ponder.server.protocol import ErrorResponse, SamplingRequest
+from ponder.server.protocol.common import ErrorResponse, SamplingRequest
 from ponder.server.serving import RequestRun, StrategyService
 from ponder.server.streaming import ResponseStream
 from ponder.strategies.base import StrategyResult

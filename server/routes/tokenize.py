@@ -6,13 +6,15 @@ pointed at (``vllm bench serve`` lines its prompts up with them)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from ponder.core.generation import Prompt
 from ponder.server.deps import EngineGeneratorDep, ServiceDep
 from ponder.server.errors import InvalidRequest
-from ponder.server.protocol import (
+from ponder.server.protocol.tokenize import (
     DetokenizeRequest,
     DetokenizeResponse,
     TokenizeRequest,
@@ -22,13 +24,32 @@ from ponder.server.routes.respond import ERRORS
 
 router = APIRouter(tags=["tokenizer"])
 
+Body = TypeVar("Body", TokenizeRequest, DetokenizeRequest)
+
+
+def _for_a_served_model(body_type: type[Body]) -> Any:
+    """The request body, read once, whose optional ``model`` must name a
+    served model (404 otherwise), as for every other route."""
+
+    async def checked(body: Any, service: Any) -> Any:
+        if body.model is not None:
+            service.strategy_alias(body.model)
+        return body
+
+    # Built as a signature so FastAPI reads each route's own body type.
+    checked.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=body_type),
+        inspect.Parameter("service", inspect.Parameter.KEYWORD_ONLY, annotation=ServiceDep),
+    ])
+    return Annotated[body_type, Depends(checked)]
+
+
+TokenizeBody = _for_a_served_model(TokenizeRequest)
+DetokenizeBody = _for_a_served_model(DetokenizeRequest)
+
 
 @router.post("/tokenize", response_model=TokenizeResponse, responses=ERRORS)
-async def tokenize(
-    body: TokenizeRequest, service: ServiceDep, generator: EngineGeneratorDep
-) -> TokenizeResponse:
-    if body.model is not None:
-        service.strategy_alias(body.model)
+async def tokenize(body: TokenizeBody, generator: EngineGeneratorDep) -> TokenizeResponse:
     if body.messages is not None:
         template_kwargs: dict[str, object] = {"add_generation_prompt": body.add_generation_prompt}
         if body.tools:
@@ -48,11 +69,7 @@ async def tokenize(
 
 
 @router.post("/detokenize", response_model=DetokenizeResponse, responses=ERRORS)
-async def detokenize(
-    body: DetokenizeRequest, service: ServiceDep, generator: EngineGeneratorDep
-) -> DetokenizeResponse:
-    if body.model is not None:
-        service.strategy_alias(body.model)
+async def detokenize(body: DetokenizeBody, generator: EngineGeneratorDep) -> DetokenizeResponse:
     unknown = [token for token in body.tokens if token >= generator.vocab_size]
     if unknown:
         raise InvalidRequest(

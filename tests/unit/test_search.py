@@ -15,7 +15,7 @@ from ponder.strategies import beam_search, dvts
 from ponder.strategies.base import Task, Verifiers
 from ponder.strategies.reasoning import NoReasoning
 
-from .fakes import RecordingEmitter, ScriptedGenerator, ScriptedPRM, execute
+from ..fakes import RecordingEmitter, ScriptedGenerator, ScriptedPRM, execute
 
 QUESTION = "What is 3 + 4?"
 

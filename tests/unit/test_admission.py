@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from ponder.core.generation import Generation, Prompt, SampleDelta, Sampling
 from ponder.server.admission import AdmittedGenerator, SampleScheduler, Ticket, chunks
 
-from .asgi import asgi_app, asgi_client
-from .fakes import ScriptedGenerator
+from ..asgi import asgi_app, asgi_client
+from ..fakes import ScriptedGenerator
 
 SAMPLING = Sampling(max_tokens=8, seed=100)
 

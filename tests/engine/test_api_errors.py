@@ -7,8 +7,8 @@ import httpx
 import openai
 import pytest
 
+from ..probes import leave_once_running, running_requests, wait_idle
 from .conftest import Server
-from .probes import leave_once_running, running_requests, wait_idle
 
 QUESTION = [{"role": "user", "content": "Say hi."}]
 VALID = {"model": "smollm2", "messages": QUESTION, "max_tokens": 4}

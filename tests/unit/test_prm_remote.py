@@ -20,13 +20,13 @@ from vllm.entrypoints.pooling.pooling.protocol import (
 )
 from vllm.entrypoints.serve.engine.protocol import UsageInfo
 
+from ponder.bench.servers import free_port
 from ponder.core.scoring import Solution
 from ponder.prm.prompts import QWEN_STEP_TAG, QWEN_SYSTEM
 from ponder.prm.registry import open_prms, parse_prm_spec
 from ponder.prm.remote import RemotePRM, RemotePRMError
 
-from .conftest import free_port
-from .fakes import ScriptedGenerator, as_solutions
+from ..fakes import ScriptedGenerator, as_solutions
 
 QUESTION = "What is 2 + 2?"
 

@@ -1,4 +1,7 @@
-"""One real ponder server on the embedded model for the whole session."""
+"""One real ponder server on the embedded model for the whole session.
+
+Every test in this folder needs the real vLLM engine and is marked
+``engine``; ``tests/unit/`` needs none (``make test-fast``)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pytest
 
 from ponder.bench.servers import free_port, launched
 
+HERE = Path(__file__).parent
 API_KEY = "test-key-ponder"
 STARTUP_TIMEOUT_S = 600  # the first run also converts the embedded model
 REQUEST_READ_TIMEOUT_S = 3  # short, so the slow-client test need not wait long
@@ -26,6 +30,12 @@ class Server:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.engine)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from ponder.strategies.prompts import COT_INSTRUCTION
 from ponder.strategies.reasoning import NoReasoning
 from ponder.strategies.voting import decided, leader_confidence
 
-from .fakes import RecordingEmitter, ScriptedGenerator, execute, tokenize
+from ..fakes import RecordingEmitter, ScriptedGenerator, execute, tokenize
 
 QUESTION = ({"role": "user", "content": "What is 2 + 3?"},)
 QUESTION_PROMPT = Prompt(messages=QUESTION)

@@ -7,8 +7,8 @@ import httpx
 import openai
 import pytest
 
+from ..probes import leave_once_running
 from .conftest import Server
-from .probes import leave_once_running
 
 QUESTION = [{"role": "user", "content": "Tom has 3 bags with 4 apples each and eats 2. "
              "How many apples are left?"}]

@@ -13,7 +13,7 @@ from ponder.strategies import none, self_consistency
 from ponder.strategies.base import Task
 from ponder.strategies.reasoning import NoReasoning
 
-from .fakes import ScriptedGenerator, ScriptedPRM, as_solutions, execute
+from ..fakes import ScriptedGenerator, ScriptedPRM, as_solutions, execute
 
 TASK = Task(Prompt(messages=({"role": "user", "content": "2+2?"},)),
             Sampling(max_tokens=100, temperature=0.7), NoReasoning())

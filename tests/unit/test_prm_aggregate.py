@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ponder.prm.aggregate import aggregate
+from ponder.core.aggregate import aggregate
 
 SCORES = [0.9, 0.5, 0.8]
 

@@ -9,7 +9,7 @@ from ponder.strategies import best_of_n
 from ponder.strategies.base import Task, Verifiers
 from ponder.strategies.reasoning import NoReasoning
 
-from .fakes import RecordingEmitter, ScriptedGenerator, ScriptedPRM, execute
+from ..fakes import RecordingEmitter, ScriptedGenerator, ScriptedPRM, execute
 
 
 def _task(prm: ScriptedPRM) -> Task:

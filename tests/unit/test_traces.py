@@ -8,7 +8,7 @@ import pytest
 from ponder.core.generation import Prompt, RequestRejected, SampleCollector, Sampling
 from ponder.strategies.traces import Traces
 
-from .fakes import ScriptedGenerator, tokenize
+from ..fakes import ScriptedGenerator, tokenize
 
 PROMPT = Prompt(text="Count.")
 LONG = "one two three four five six seven eight nine ten"

@@ -20,8 +20,8 @@ from ponder.prm.remote import RemotePRM
 from ponder.server.streaming import FIRST_EVENT_GRACE_S
 from ponder.strategies.base import Verifiers
 
-from .asgi import asgi_app, asgi_client
-from .fakes import ScriptedGenerator
+from ..asgi import asgi_app, asgi_client
+from ..fakes import ScriptedGenerator
 
 CHAT = "/v1/chat/completions"
 BODY = {"model": "smollm2", "messages": [{"role": "user", "content": "What is 2 + 2?"}],

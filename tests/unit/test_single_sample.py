@@ -12,7 +12,7 @@ from ponder.strategies.base import Task
 from ponder.strategies.prompts import COT_INSTRUCTION
 from ponder.strategies.reasoning import NoReasoning
 
-from .fakes import RecordingEmitter, ScriptedGenerator, execute
+from ..fakes import RecordingEmitter, ScriptedGenerator, execute
 
 MESSAGES = ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 6 - 18?"})
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.prm.confidence import REWARD_FREE
 from ponder.prm.registry import PRMSpec, open_prms, parse_prm_spec
+from ponder.prm.reward_free import REWARD_FREE
 from ponder.prm.self_judge import SelfJudge
 from ponder.prm.step_checker import StepChecker
 
-from .fakes import ScriptedGenerator, as_solutions
+from ..fakes import ScriptedGenerator, as_solutions
 
 
 @pytest.mark.parametrize(

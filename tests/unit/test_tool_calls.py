@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 
 from ponder.server.embedded_model import embedded_model_dir
 from ponder.server.errors import InvalidRequest
-from ponder.server.protocol import ChatCompletionRequest, ToolCallDelta
+from ponder.server.protocol.chat import ChatCompletionRequest, ToolCallDelta
 from ponder.server.tool_calls import ToolCallStream, ToolParsers
 
 WEATHER = {"type": "function", "function": {

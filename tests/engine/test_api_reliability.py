@@ -162,7 +162,7 @@ def _value(text: str, series: str) -> float:
 
 
 def test_the_grafana_dashboard_reads_only_series_the_server_exports(http: httpx.Client) -> None:
-    dashboard = json.loads((Path(__file__).parent.parent / "docker/grafana/dashboards/ponder.json")
+    dashboard = json.loads((Path(__file__).parents[2] / "docker/grafana/dashboards/ponder.json")
                            .read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
     used = {name for expr in exprs for name in re.findall(r"\b(?:ponder_|vllm:)[a-z_:]+", expr)}

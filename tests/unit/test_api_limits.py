@@ -13,8 +13,8 @@ import pytest
 
 from ponder.core.generation import Generation, Prompt, SampleDelta, Sampling
 
-from .asgi import asgi_app, asgi_client
-from .fakes import ScriptedGenerator
+from ..asgi import asgi_app, asgi_client
+from ..fakes import ScriptedGenerator
 
 BODY = {"model": "smollm2", "messages": [{"role": "user", "content": "Say hi."}]}
 

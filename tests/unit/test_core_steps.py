@@ -6,7 +6,7 @@ from __future__ import annotations
 from ponder.core.generation import Sample, Sampling, TokenLogprob
 from ponder.core.steps import StepSpec
 
-from .fakes import tokenize
+from ..fakes import tokenize
 
 STEPS = StepSpec()
 

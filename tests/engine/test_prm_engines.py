@@ -24,10 +24,8 @@ from ponder.prm.registry import open_prms, parse_prm_spec
 from ponder.prm.token_logit import shepherd_text
 from ponder.server.embedded_model import embedded_model_dir
 
-from .fakes import ScriptedGenerator, as_solutions
-from .prm_fakes import STEP_TAG, build_tiny_qwen2
-
-pytestmark = pytest.mark.engine
+from ..fakes import ScriptedGenerator, as_solutions
+from ..prm_fakes import STEP_TAG, build_tiny_qwen2
 
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 SOLUTIONS = [

@@ -21,7 +21,7 @@ from ponder.strategies.tool_calls import (
 )
 from ponder.strategies.voting import VoteBook
 
-from .fakes import ScriptedGenerator, execute
+from ..fakes import ScriptedGenerator, execute
 
 QUESTION = ({"role": "user", "content": "Who is it?"},)
 

@@ -10,20 +10,16 @@ import math
 import pytest
 from pydantic import ValidationError
 
+from ponder.core.confidence import group_confidences, token_confidence, trace_confidence
 from ponder.core.generation import Prompt, Sampling, TokenLogprob
 from ponder.core.scoring import Solution
-from ponder.prm.confidence import (
-    SelfCertainty,
-    group_confidences,
-    token_confidence,
-    trace_confidence,
-)
+from ponder.prm.reward_free import SelfCertainty
 from ponder.strategies import self_consistency
 from ponder.strategies.base import Task
 from ponder.strategies.deepconf import quantile
 from ponder.strategies.reasoning import NoReasoning
 
-from .fakes import RecordingEmitter, ScriptedGenerator, execute, tokenize
+from ..fakes import RecordingEmitter, ScriptedGenerator, execute, tokenize
 
 
 def _tokens(*confidences: float) -> list[TokenLogprob]:

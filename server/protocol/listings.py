@@ -1,0 +1,37 @@
+"""The listings: ``/v1/models`` and ponder's ``/v1/strategies``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+)
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "ponder"
+    root: str | None = None
+    max_model_len: int | None = None
+    strategy: str | None = None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class StrategyCard(BaseModel):
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    defaults: dict[str, Any]
+
+
+class StrategyList(BaseModel):
+    object: Literal["list"] = "list"
+    default: str
+    data: list[StrategyCard]
