@@ -22,6 +22,8 @@ from ponder.server.hardware import fastest_cpu_dtype
 from ponder.server.lifecycle import Lifecycle
 from ponder.server.limits import BodySizeLimit
 from ponder.server.metrics import Metrics
+from ponder.server.remote import RemoteGenerator, open_remote_engine
+from ponder.server.rendering import PromptRenderer
 from ponder.server.request_context import RequestContextMiddleware
 from ponder.server.routes import chat, completions, docs, health, metrics, models, tokenize
 from ponder.server.serving import StrategyService
@@ -60,15 +62,18 @@ CHUNKS_PER_CAPACITY = 4
 
 
 def sample_scheduler(settings: Settings) -> SampleScheduler:
+    """A remote engine's hardware is not this machine's: it gets the GPU
+    default unless told (and a fleet of replicas, their sum)."""
     from vllm.platforms import current_platform
 
+    on_cpu = settings.engine == "embedded" and current_platform.is_cpu()
     capacity = settings.max_running_samples or (
-        CPU_RUNNING_SAMPLES if current_platform.is_cpu() else GPU_RUNNING_SAMPLES
+        CPU_RUNNING_SAMPLES if on_cpu else GPU_RUNNING_SAMPLES
     )
     return SampleScheduler(capacity, chunk=max(1, capacity // CHUNKS_PER_CAPACITY))
 
 
-def _splitter(settings: Settings, generator: VLLMGenerator) -> ReasoningSplitter:
+def _splitter(settings: Settings, generator: PromptRenderer) -> ReasoningSplitter:
     if settings.reasoning_parser is None:
         return NoReasoning()
     from ponder.server.reasoning_parsers import VLLMReasoningSplitter
@@ -83,14 +88,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.is_embedded:
         model_path = str(await asyncio.to_thread(embedded_model_dir))
     async with contextlib.AsyncExitStack() as stack:
-        engine = await stack.enter_async_context(open_engine(engine_options(settings, model_path)))
-        generator = VLLMGenerator(engine)
+        generator = await stack.enter_async_context(_open_generator(settings, model_path))
         await generator.warm_up()
         specs = settings.prm_specs
         prms = await stack.enter_async_context(
             open_prms(specs, kv_cache_gb=settings.prm_kv_cache_gb)
         )
-        app.state.engine = engine
+        # The embedded AsyncLLM, or the remote generator, which answers the
+        # same two questions (errored, unfinished requests) for itself.
+        app.state.engine = generator.engine if isinstance(generator, VLLMGenerator) else generator
+        app.state.upstream = generator if isinstance(generator, RemoteGenerator) else None
         app.state.service = StrategyService(
             settings=settings,
             generator=generator,
@@ -108,6 +115,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.service = None
         app.state.generator = None
         app.state.engine = None
+        app.state.upstream = None
+
+
+@asynccontextmanager
+async def _open_generator(
+    settings: Settings, model_path: str
+) -> AsyncIterator[VLLMGenerator | RemoteGenerator]:
+    if settings.engine == "remote":
+        assert settings.engine_url is not None  # Settings demands it
+        async with open_remote_engine(
+            settings.engine_url, model_path, settings.engine_timeout, settings.served_model_name
+        ) as remote:
+            yield remote
+        return
+    async with open_engine(engine_options(settings, model_path)) as engine:
+        yield VLLMGenerator(engine)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -125,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.service = None
     app.state.generator = None
     app.state.engine = None
+    app.state.upstream = None
     register_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestContextMiddleware)  # outermost: every response has its id

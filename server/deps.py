@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from ponder.server.engine import VLLMGenerator
 from ponder.server.errors import EngineUnavailable
+from ponder.server.rendering import PromptRenderer
 from ponder.server.serving import StrategyService
 
 
@@ -23,9 +23,9 @@ def get_service(request: Request) -> StrategyService:
     return _ready(request, "service")  # type: ignore[no-any-return]
 
 
-def get_engine_generator(request: Request) -> VLLMGenerator:
+def get_engine_generator(request: Request) -> PromptRenderer:
     return _ready(request, "generator")  # type: ignore[no-any-return]
 
 
 ServiceDep = Annotated[StrategyService, Depends(get_service)]
-EngineGeneratorDep = Annotated[VLLMGenerator, Depends(get_engine_generator)]
+EngineGeneratorDep = Annotated[PromptRenderer, Depends(get_engine_generator)]

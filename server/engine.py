@@ -10,25 +10,21 @@ which its prefix cache already holds. Prompt accounting is exact too.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
-import re
 import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import TemplateError
 from vllm import AsyncEngineArgs, SamplingParams
 from vllm.exceptions import VLLMClientError
 from vllm.inputs import tokens_input
 from vllm.outputs import RequestOutput
-from vllm.renderers import ChatParams
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
@@ -37,7 +33,6 @@ from vllm.v1.metrics.stats import RequestStateStats
 from ponder.core.generation import (
     Generation,
     Prompt,
-    RequestRejected,
     Sample,
     SampleDelta,
     Sampling,
@@ -45,6 +40,7 @@ from ponder.core.generation import (
     TokenLogprob,
 )
 from ponder.server.errors import EngineUnavailable
+from ponder.server.rendering import PromptRenderer, rejected
 from ponder.server.request_context import RequestContext, current_request
 
 logger = logging.getLogger(__name__)
@@ -111,20 +107,13 @@ async def open_engine(options: EngineOptions) -> AsyncIterator[AsyncLLM]:
         engine.shutdown()
 
 
-class VLLMGenerator:
+class VLLMGenerator(PromptRenderer):
     def __init__(self, engine: AsyncLLM) -> None:
+        super().__init__(engine.renderer, engine.model_config.max_model_len)
         self.engine = engine
-        self.tokenizer = engine.get_tokenizer()
-        self.max_model_len: int = engine.model_config.max_model_len
-        self.vocab_size: int = len(self.tokenizer)
-
-    async def warm_up(self) -> None:
-        """Render a conversation once, so the first request does not pay for
-        what vLLM's renderer prepares on first use (seconds on a CPU)."""
-        await self.render(Prompt(messages=({"role": "user", "content": "Hi"},)))
 
     async def generate(self, prompt: Prompt, n: int, sampling: Sampling) -> Generation:
-        ids = await self._ids(prompt)
+        ids = await self.prompt_ids(prompt)
         params = self._params(ids, n, sampling, RequestOutputKind.FINAL_ONLY)
         final: RequestOutput | None = None
         async for output in self._run(ids, params, sampling):
@@ -135,7 +124,7 @@ class VLLMGenerator:
             Sample(
                 text=c.text,
                 token_ids=c.token_ids,
-                stop_reason=_stop_reason(c.finish_reason, c.stop_reason),
+                stop_reason=stop_reason_of(c.finish_reason, c.stop_reason),
                 stop_string=c.stop_reason if isinstance(c.stop_reason, str) else None,
                 cumulative_logprob=c.cumulative_logprob,
                 logprobs=_token_logprobs(c.token_ids, c.logprobs, sampling),
@@ -147,7 +136,7 @@ class VLLMGenerator:
     async def stream(
         self, prompt: Prompt, n: int, sampling: Sampling
     ) -> AsyncIterator[SampleDelta]:
-        ids = await self._ids(prompt)
+        ids = await self.prompt_ids(prompt)
         params = self._params(ids, n, sampling, RequestOutputKind.DELTA)
         async for output in self._run(ids, params, sampling):
             for c in output.outputs:
@@ -157,7 +146,7 @@ class VLLMGenerator:
                     token_ids=c.token_ids,
                     prompt_tokens=len(ids),
                     stop_reason=(
-                        _stop_reason(c.finish_reason, c.stop_reason) if c.finish_reason else None
+                        stop_reason_of(c.finish_reason, c.stop_reason) if c.finish_reason else None
                     ),
                     stop_string=c.stop_reason if isinstance(c.stop_reason, str) else None,
                     cumulative_logprob=c.cumulative_logprob,
@@ -165,78 +154,10 @@ class VLLMGenerator:
                     cached_tokens=output.num_cached_tokens or 0,
                 )
 
-    def count_tokens(self, token_ids: Sequence[int], chars: int) -> int:
-        """Smallest k whose decoded prefix covers ``chars`` characters: a
-        binary search over decodes, log2(len) of them."""
-        low, high = 0, len(token_ids)
-        while low < high:
-            mid = (low + high) // 2
-            if len(self.tokenizer.decode(token_ids[:mid])) >= chars:
-                high = mid
-            else:
-                low = mid + 1
-        return low
-
-    async def render(self, prompt: Prompt) -> Prompt:
-        if prompt.token_ids is not None:
-            return prompt
-        # Templating and tokenising a long prompt is CPU work: off the loop.
-        ids = await asyncio.to_thread(self.rendered_ids, prompt)
-        if len(ids) >= self.max_model_len:
-            raise RequestRejected(
-                f"The prompt is {len(ids)} tokens long; this model's context is "
-                f"{self.max_model_len} tokens, and at least one must be left to generate.",
-                param="messages" if prompt.messages is not None else "prompt",
-            )
-        return replace(prompt, token_ids=tuple(ids))
-
-    async def _ids(self, prompt: Prompt) -> list[int]:
-        rendered = await self.render(prompt)
-        assert rendered.token_ids is not None
-        return [*rendered.token_ids, *rendered.continuation]
-
-    def rendered_ids(self, prompt: Prompt) -> list[int]:
-        """The prompt's token ids, however long."""
-        if prompt.messages is None:
-            return self.tokenize(prompt.text or "", add_special_tokens=True)
-        # vLLM's own chat rendering, as its server does it: content given as
-        # text parts is joined for templates that read strings (or passed as
-        # parts to templates that iterate them), assistant tool calls and
-        # tool results are shaped as templates expect, a template that
-        # rejects the conversation is a client error.
-        params = ChatParams(
-            chat_template_kwargs={"add_generation_prompt": True, **dict(prompt.template_kwargs)}
-        )
-        try:
-            _, rendered = self.engine.renderer.render_messages(list(prompt.messages), params)
-        except VLLMClientError as error:
-            raise _rejected(error, "messages") from error
-        except TemplateError as error:  # the template's own raise_exception()
-            raise RequestRejected(
-                f"The messages do not fit this model's chat template: {error}", param="messages"
-            ) from error
-        return list(rendered["prompt_token_ids"])  # type: ignore[typeddict-item]
-
-    def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
-
-    def detokenize(self, token_ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(token_ids)
-
-    def token_strings(self, token_ids: Sequence[int]) -> list[str]:
-        return self.tokenizer.convert_ids_to_tokens(list(token_ids))
-
     def _params(
         self, ids: list[int], n: int, sampling: Sampling, kind: RequestOutputKind
     ) -> SamplingParams:
-        room = self.max_model_len - len(ids)
-        max_tokens = sampling.max_tokens if sampling.max_tokens is not None else room
-        if max_tokens > room:
-            raise RequestRejected(
-                f"max_tokens is {max_tokens}, but the prompt takes {len(ids)} of this "
-                f"model's {self.max_model_len} context tokens, leaving {room}.",
-                param="max_tokens",
-            )
+        max_tokens = self.max_tokens(ids, sampling.max_tokens)
         wants_logprobs = sampling.logprobs or sampling.top_logprobs > 0
         try:
             return SamplingParams(
@@ -262,7 +183,7 @@ class VLLMGenerator:
                 output_kind=kind,
             )
         except VLLMClientError as error:
-            raise _rejected(error, None) from error
+            raise rejected(error, None) from error
 
     async def _run(
         self, ids: list[int], params: SamplingParams, sampling: Sampling
@@ -287,7 +208,7 @@ class VLLMGenerator:
         except VLLMClientError as error:
             # Refused as the engine takes the request in: what names no
             # parameter there is the grammar of a JSON constraint.
-            raise _rejected(error, _json_field(sampling)) from error
+            raise rejected(error, json_field(sampling)) from error
 
 
 def _structured_outputs(sampling: Sampling) -> StructuredOutputsParams | None:
@@ -298,22 +219,8 @@ def _structured_outputs(sampling: Sampling) -> StructuredOutputsParams | None:
     return StructuredOutputsParams(json=sampling.json_output.schema)
 
 
-def _json_field(sampling: Sampling) -> str | None:
+def json_field(sampling: Sampling) -> str | None:
     return None if sampling.json_output is None else sampling.json_output.field
-
-
-# What a grammar compiler puts before its reason: a time and its source file.
-_SOURCE_LOCATION = re.compile(r"\[[0-9:]+\] \S+:[0-9]+: ")
-
-
-def _rejected(error: VLLMClientError, fallback_param: str | None) -> RequestRejected:
-    """vLLM's refusal as a 400 naming the field: its own parameter name when
-    it gives one, else the field the request's constraint came from. The
-    message is vLLM's, without the source locations a grammar compiler adds
-    (a client never sees a file path)."""
-    message = str(error.args[0]) if error.args else str(error)
-    param = getattr(error, "parameter", None) or fallback_param
-    return RequestRejected(_SOURCE_LOCATION.sub("", message).strip(), param)
 
 
 def _observe_timing(context: RequestContext, output: RequestOutput) -> None:
@@ -332,7 +239,7 @@ def _observe_timing(context: RequestContext, output: RequestOutput) -> None:
         )
 
 
-def _stop_reason(finish_reason: str | None, stop_reason: int | str | None) -> StopReason:
+def stop_reason_of(finish_reason: str | None, stop_reason: int | str | None) -> StopReason:
     if finish_reason in ("length", "abort"):
         return finish_reason  # type: ignore[return-value]
     return "eos" if stop_reason is None else "stop"
