@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install serve test test-fast bench-overhead bench-accuracy bench-fairness bench-soak lint docker-test
+.PHONY: install serve test test-fast bench-overhead bench-accuracy bench-fairness bench-soak bench-scale lint docker-test
 
 $(STAMP): pyproject.toml requirements/cpu-constraints.txt scripts/install.sh
 	python3 -m venv $(VENV)
@@ -36,6 +36,11 @@ bench-fairness: install
 
 bench-soak: install
 	$(BIN)/ponder bench soak $(ARGS)
+
+# Two vLLM replicas, the router and ponder: on a shared machine, inside
+# /work/tools/engine-slot --both (or any wrapper that gives it two cores).
+bench-scale: install
+	$(BIN)/ponder bench scale $(ARGS)
 
 # Docker (docker/): lint the Dockerfiles and compose file; build the CPU image
 # on a local base, run it, call it with the openai client, stop it

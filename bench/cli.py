@@ -169,6 +169,16 @@ def _soak(args: argparse.Namespace) -> None:
     print(f"server errors: {len(report['server_errors'])}; wrote {args.output}")
 
 
+def _scale(args: argparse.Namespace) -> None:
+    from ponder.bench.scale import print_report, run_scale
+    from ponder.server.embedded_model import embedded_model_dir
+
+    report = run_scale(args.model or str(embedded_model_dir()), args.problems,
+                       args.concurrency, args.max_tokens, args.overhead_requests, args.output)
+    print_report(report)
+    print(f"wrote {args.output}")
+
+
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="a running ponder server (default: start one)")
     parser.add_argument("--api-key")
@@ -253,3 +263,14 @@ def add_bench_commands(commands: Any) -> None:
     soak.add_argument("--interval", type=float, default=30, help="seconds between samples")
     soak.add_argument("--output", type=Path, default=RESULTS / "soak.json")
     soak.set_defaults(handler=_soak)
+
+    scale = kinds.add_parser(
+        "scale", help="embedded vs ponder over one vLLM server vs two behind vllm-router: "
+        "tokens/s, latency, prefix-cache hit rates (run it under engine-slot --both).")
+    scale.add_argument("--model", help="model directory (default: the embedded model)")
+    scale.add_argument("--problems", type=int, default=12)
+    scale.add_argument("--concurrency", type=int, default=4)
+    scale.add_argument("--max-tokens", type=int, default=64)
+    scale.add_argument("--overhead-requests", type=int, default=30)
+    scale.add_argument("--output", type=Path, default=RESULTS / "scale" / "scale.json")
+    scale.set_defaults(handler=_scale)

