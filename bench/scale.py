@@ -1,7 +1,7 @@
 """``ponder bench scale``: the same workloads on the embedded engine, on
 ponder over one remote vLLM server, and on ponder over two replicas behind
 ``vllm-router`` (round-robin, cache-aware, and consistent hashing on the
-ponder request id each call carries as ``user``), side by side in one run.
+ponder request id each call carries as ``X-Session-Id``), side by side in one run.
 
 Workloads: ``self_consistency@8`` (one fanned-out call per request) and
 ``beam_search`` (step-level search: every round continues each kept line by

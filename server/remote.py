@@ -193,10 +193,7 @@ class RemoteGenerator(PromptRenderer):
         }
         context = current_request()
         if context is not None:
-            # Every call of one ponder request carries its id: a router that
-            # hashes on `user` (vllm-router's consistent_hash) keeps them on
-            # one replica, where their prefixes are cached.
-            body["user"] = context.id
+            body["user"] = context.id  # the OpenAI field routers and logs know
         if sampling.logit_bias:
             body["logit_bias"] = {str(token): bias for token, bias in sampling.logit_bias}
         if sampling.seed is not None:
@@ -212,9 +209,13 @@ class RemoteGenerator(PromptRenderer):
 
     def _headers(self) -> dict[str, str]:
         """The upstream request's id (vLLM takes X-Request-Id as its own, so its
-        logs name ponder's request)."""
+        logs name ponder's request), and ponder's request id as the session,
+        the same on every call of the request: vllm-router's consistent_hash
+        policy hashes X-Session-Id, so all of them land on one replica, where
+        their prefixes are cached."""
         context = current_request()
-        return {"X-Request-Id": f"{context.id if context else 'ponder'}-{uuid.uuid4().hex[:16]}"}
+        own = context.id if context else "ponder"
+        return {"X-Request-Id": f"{own}-{uuid.uuid4().hex[:16]}", "X-Session-Id": own}
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         self.in_flight += 1

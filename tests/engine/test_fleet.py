@@ -25,7 +25,6 @@ from ponder.bench.fleet import cores_of_slot, remote_ponder, replicas, routed
 from ponder.bench.servers import RunningServer
 from ponder.server.embedded_model import embedded_model_dir
 
-from .conftest import Server
 
 pytestmark = pytest.mark.fleet
 
@@ -39,6 +38,9 @@ STRATEGIES = {
         "keep": 0.5, "window": 8,
     },
     "best_of_n": {"name": "best_of_n", "n": 4, "prm": "step-checker"},
+    # The self-judge PRM generates its verdicts on the run's own generator:
+    # here, the remote engine.
+    "best_of_n_self_judge": {"name": "best_of_n", "n": 2, "prm": "self-judge"},
     "beam_search": {"name": "beam_search", "beam_width": 2, "expand": 2, **SEARCH},
     "dvts": {"name": "dvts", "n": 4, "expand": 2, **SEARCH},
 }
@@ -103,7 +105,8 @@ def test_strategies_answer_as_on_the_embedded_engine(
             == here.usage.completion_tokens_details.reasoning_tokens)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("name", ["none", "self_consistency_online_deepconf", "beam_search"])
+@pytest.mark.parametrize(
+    "name", ["none", "self_consistency_online_deepconf", "best_of_n", "beam_search", "dvts"])
 def test_streams_carry_the_same_answer_and_usage(remote: openai.OpenAI, name: str) -> None:
     whole = _ask(remote, STRATEGIES[name])
     chunks = list(_ask(remote, STRATEGIES[name], stream=True,  # type: ignore[call-overload]
@@ -111,7 +114,9 @@ def test_streams_carry_the_same_answer_and_usage(remote: openai.OpenAI, name: st
     content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert content == whole.choices[0].message.content  # type: ignore[attr-defined]
     usage = chunks[-1].usage
-    assert usage is not None and usage.completion_tokens == whole.usage.completion_tokens  # type: ignore[attr-defined]
+    assert usage is not None and usage.completion_tokens > 0
+    if not name.endswith("online_deepconf"):  # where a stop lands depends on timing
+        assert usage.completion_tokens == whole.usage.completion_tokens  # type: ignore[attr-defined]
 
 
 def test_a_chat_prompt_has_the_same_token_ids_on_every_engine(

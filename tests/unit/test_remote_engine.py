@@ -15,6 +15,7 @@ import pytest
 from vllm.entrypoints.openai.completion.protocol import CompletionRequest
 
 from ponder.core.generation import JsonOutput, Prompt, RequestRejected, SampleCollector, Sampling
+from ponder.server import request_context
 from ponder.server.config import Settings
 from ponder.server.errors import EngineUnavailable, UpstreamFailed, UpstreamTimeout
 from ponder.server.remote import RemoteGenerator, api_root
@@ -54,12 +55,14 @@ class Upstream:
     def __init__(self, *handlers: Handler | Exception) -> None:
         self.handlers = list(handlers)
         self.bodies: list[dict[str, Any]] = []
+        self.headers: list[httpx.Headers] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         vllm_request = CompletionRequest.model_validate(body)
         vllm_request.to_sampling_params(body["max_tokens"])  # vLLM takes every field
         self.bodies.append(body)
+        self.headers.append(request.headers)
         handler = self.handlers.pop(0)
         if isinstance(handler, Exception):
             raise handler
@@ -95,6 +98,24 @@ async def test_generate_sends_ids_and_fans_out_in_one_request() -> None:
     assert (second.stop_reason, second.stop_string) == ("stop", "\n\n")
     assert [entry.top for entry in second.logprobs or []] == [(("a", -0.5),), (("z", -0.2),)]
     assert second.cumulative_logprob == pytest.approx(-1.5)
+
+
+async def test_every_call_of_a_request_names_it_for_logs_and_routers() -> None:
+    """vLLM takes X-Request-Id as its own (unique per call); vllm-router's
+    consistent_hash hashes X-Session-Id, the same for every call of one
+    ponder request, so they share a replica and its prefix cache."""
+    upstream = Upstream(*[lambda body: completion(choice(0, "x", [4]))] * 2)
+    remote = generator(upstream)
+    token = request_context._current.set(request_context.RequestContext(id="req-1"))
+    try:
+        for _ in range(2):
+            await remote.generate(PROMPT, 1, Sampling(max_tokens=5))
+    finally:
+        request_context._current.reset(token)
+    assert [h["x-session-id"] for h in upstream.headers] == ["req-1", "req-1"]
+    ids = [h["x-request-id"] for h in upstream.headers]
+    assert len(set(ids)) == 2 and all(i.startswith("req-1-") for i in ids)
+    assert [b["user"] for b in upstream.bodies] == ["req-1", "req-1"]
 
 
 async def test_max_tokens_defaults_to_the_room_left_and_is_checked() -> None:
