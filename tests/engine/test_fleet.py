@@ -25,7 +25,6 @@ from ponder.bench.fleet import cores_of_slot, remote_ponder, replicas, routed
 from ponder.bench.servers import RunningServer
 from ponder.server.embedded_model import embedded_model_dir
 
-
 pytestmark = pytest.mark.fleet
 
 QUESTION = [{"role": "user", "content": "Tom has 3 bags with 4 apples each and eats 2. "
