@@ -346,7 +346,7 @@ async def open_remote_engine(
     (vLLM's renderer, no weights), the upstream's name and context length,
     and one pooled client (no cap on connections: ponder's admission bounds
     the work it sends)."""
-    from vllm import AsyncEngineArgs
+    from vllm.config import DeviceConfig, ModelConfig, VllmConfig
     from vllm.renderers import renderer_from_config
 
     root = api_root(url)
@@ -357,13 +357,14 @@ async def open_remote_engine(
     )
     async with client:
         name, max_model_len = await _upstream_model(client, root, timeout, served_model_name)
-        config = await asyncio.to_thread(
-            AsyncEngineArgs(model=model, enforce_eager=True).create_engine_config
-        )
+        # Only the tokenizer side, on the CPU whatever the wheel: a ponder
+        # without a GPU (its replicas have them) builds it too.
+        config = await asyncio.to_thread(lambda: VllmConfig(
+            model_config=ModelConfig(model=model), device_config=DeviceConfig(device="cpu")
+        ))
         renderer = renderer_from_config(config)
         try:
             logger.info("remote engine: %s serving %s (context %d)", root, name, max_model_len)
             yield RemoteGenerator(renderer, client, root, name, max_model_len)
         finally:
-            with contextlib.suppress(Exception):
-                renderer.shutdown()
+            renderer.shutdown()
