@@ -12,8 +12,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ponder.prm.registry import PRMSpec, check_names, parse_prm_spec
 from ponder.prm.reward_free import REWARD_FREE
+from ponder.server.effort import parse_preset, presets
 from ponder.server.embedded_model import EMBEDDED_MODEL, EMBEDDED_SERVED_NAME
 from ponder.strategies import STRATEGIES
+from ponder.strategies.base import StrategyConfig
 
 
 class Settings(BaseSettings):
@@ -49,6 +51,13 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="Port to listen on.")
     default_strategy: str = Field(
         "none", description="Strategy for requests that name none (see GET /v1/strategies)."
+    )
+    effort: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="The strategy a `reasoning_effort` level picks when a request names "
+        "none, as LEVEL=STRATEGY or 'LEVEL=STRATEGY?key=value&key=value', repeatable (env: "
+        "comma-separated). Defaults: none, minimal and low = none, medium = "
+        "self_consistency?n=4, high = best_of_n?n=16.",
     )
     max_model_len: int | None = Field(
         None, ge=16, description="Context length (default: the model's own)."
@@ -145,7 +154,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
         return name
 
-    @field_validator("prm", mode="before")
+    @field_validator("prm", "effort", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -158,6 +167,27 @@ class Settings(BaseSettings):
         # A bad spec or name stops the server before the engine starts.
         check_names([parse_prm_spec(text) for text in value])
         return value
+
+    @field_validator("effort")
+    @classmethod
+    def _presets_parse(cls, value: list[str]) -> list[str]:
+        for text in value:  # a bad preset stops the server before the engine starts
+            parse_preset(text)
+        return value
+
+    @property
+    def effort_presets(self) -> dict[str, StrategyConfig]:
+        return presets(self.effort)
+
+    @model_validator(mode="after")
+    def _presets_fit(self) -> Settings:
+        for level, config in self.effort_presets.items():
+            if config.max_samples > self.max_samples:
+                raise ValueError(
+                    f"--effort {level} may draw {config.max_samples} samples, more than "
+                    f"--max-samples {self.max_samples}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _default_prm_is_configured(self) -> Settings:

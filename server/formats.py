@@ -106,6 +106,7 @@ def ponder_info(run: RequestRun, results: list[StrategyResult]) -> PonderInfo:
     return PonderInfo(
         **runs[0].model_dump(),
         strategy=run.config.model_dump(),
+        effort=run.effort,
         elapsed_ms=round((time.monotonic() - run.started) * 1000),
         choices=runs if len(runs) > 1 else None,
     )

@@ -53,6 +53,8 @@ class RequestRun:
     context: RequestContext
     tools: ToolUse | None = None
     ticket: Ticket = field(default_factory=Ticket)
+    effort: str | None = None
+    """The `reasoning_effort` level whose preset chose the strategy, if one did."""
 
     @property
     def started(self) -> float:
@@ -80,9 +82,13 @@ class StrategyService:
     scheduler: SampleScheduler = field(default_factory=SampleScheduler.unlimited)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     in_flight: int = 0
+    effort_presets: dict[str, StrategyConfig] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.effort_presets = self.settings.effort_presets
 
     def resolve(self, request: SamplingRequest) -> RequestRun:
-        strategy, config = self._strategy(request)
+        strategy, config, effort = self._strategy(request)
         prompts = _prompts(request)
         if request.n * len(prompts) > self.settings.max_choices:
             raise InvalidRequest(
@@ -127,7 +133,7 @@ class StrategyService:
             for start in range(0, len(choices), request.n if shared else 1)
         ]
         context = current_request() or RequestContext("-")
-        run = RequestRun(request, strategy, config, tasks, batches, context, tools)
+        run = RequestRun(request, strategy, config, tasks, batches, context, tools, effort=effort)
         context.priority = run.samples  # lower runs first in the engine's queue
         return run
 
@@ -210,14 +216,24 @@ class StrategyService:
             )
         return alias
 
-    def _strategy(self, request: SamplingRequest) -> tuple[Strategy, StrategyConfig]:
+    def _strategy(
+        self, request: SamplingRequest
+    ) -> tuple[Strategy, StrategyConfig, str | None]:
+        """The request's own strategy, else its model alias's, else its
+        reasoning effort's preset, else the server's default; with the
+        effort level when a preset chose it."""
         alias = self.strategy_alias(request.model)
+        effort = None
         if request.strategy is not None:
             config = request.strategy
+        elif alias:
+            config = STRATEGIES[alias].config()
+        elif request.effort is not None:
+            effort = request.effort
+            config = self.effort_presets[effort]
         else:
-            name = alias or self.settings.default_strategy
-            config = STRATEGIES[name].config()
-        return STRATEGIES[config.name], config  # type: ignore[attr-defined]
+            config = STRATEGIES[self.settings.default_strategy].config()
+        return STRATEGIES[config.name], config, effort  # type: ignore[attr-defined]
 
     def _seeded(self, sampling: Sampling, request: SamplingRequest, choice: int) -> Sampling:
         """Each choice is an independent run: give it its own seed range,

@@ -154,7 +154,10 @@ CHAT_FIELDS_NOT_HONOURED: dict[str, tuple[tuple[Any, ...], str]] = {
 class ChatCompletionRequest(SamplingRequest):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = Field(
+        None, description="Reaches the chat template, and picks the server's strategy preset "
+        "for this level when the request names no strategy (GET /v1/strategies lists them)."
+    )
     logprobs: bool = Field(False, description="Return the log-probability of each token of "
                            "`message.content` (of the sample whose answer is returned).")
     top_logprobs: int | None = Field(
@@ -224,6 +227,10 @@ class ChatCompletionRequest(SamplingRequest):
     @property
     def top_logprobs_asked(self) -> int | None:
         return (self.top_logprobs or 0) if self.logprobs else None
+
+    @property
+    def effort(self) -> str | None:
+        return self.reasoning_effort
 
     @property
     def effective_tool_choice(self) -> str | NamedToolChoice:

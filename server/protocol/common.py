@@ -267,6 +267,12 @@ class SamplingRequest(OpenAIModel):
         when it asked for no log-probabilities."""
         return None
 
+    @property
+    def effort(self) -> str | None:
+        """The reasoning effort asked for, whose preset strategy the request
+        gets when it names none."""
+        return None
+
 # ---------------------------------------------------------------- response
 
 class CompletionTokensDetails(BaseModel):
@@ -314,6 +320,9 @@ class PonderInfo(PonderRun):
     `choices` when the request asked for several."""
 
     strategy: dict[str, Any]
+    effort: str | None = Field(
+        None, description="The reasoning effort level whose preset chose `strategy`, when one did."
+    )
     elapsed_ms: int
     choices: list[PonderRun] | None = None
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-)
+from pydantic import BaseModel, Field
 
 
 class ModelCard(BaseModel):
@@ -34,4 +32,8 @@ class StrategyCard(BaseModel):
 class StrategyList(BaseModel):
     object: Literal["list"] = "list"
     default: str
+    efforts: dict[str, dict[str, Any]] = Field(
+        description="The strategy each `reasoning_effort` level picks for a request that "
+        "names none (--effort)."
+    )
     data: list[StrategyCard]

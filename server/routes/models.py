@@ -42,4 +42,5 @@ async def list_strategies(service: ServiceDep) -> StrategyList:
         )
         for strategy in STRATEGIES.values()
     ]
-    return StrategyList(default=service.settings.default_strategy, data=cards)
+    efforts = {level: config.model_dump() for level, config in service.effort_presets.items()}
+    return StrategyList(default=service.settings.default_strategy, efforts=efforts, data=cards)

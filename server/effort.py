@@ -1,0 +1,80 @@
+"""`reasoning_effort` as test-time compute: each level a strategy preset.
+
+OpenAI's clients already have a word for "think harder" (``reasoning_effort``
+on chat, ``reasoning.effort`` on responses), and LangChain, LiteLLM and chat
+UIs expose it as a control. ponder keeps passing it to the chat template (as
+vLLM does: gpt-oss and Qwen3 templates read it) and also lets it choose how
+much compute the request gets, so a client reaches ponder's strategies
+without ponder's own ``strategy`` field. An explicit ``strategy`` (or a
+``model@strategy`` alias) wins.
+
+An operator sets a level with ``--effort LEVEL=NAME`` or
+``--effort 'LEVEL=NAME?key=value&key=value'`` (values read as JSON where they
+parse, else as text), validated against the strategy's parameters at start.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal, get_args
+from urllib.parse import parse_qsl
+
+from pydantic import ValidationError
+
+from ponder.strategies import STRATEGIES
+from ponder.strategies.base import StrategyConfig
+
+EffortLevel = Literal["none", "minimal", "low", "medium", "high"]
+LEVELS: tuple[str, ...] = get_args(EffortLevel)
+
+DEFAULT_PRESETS: dict[str, str] = {
+    "none": "none",
+    "minimal": "none",
+    "low": "none",
+    "medium": "self_consistency?n=4",
+    "high": "best_of_n?n=16",
+}
+"""One sample up to ``low``; a vote of four at ``medium``; at ``high`` the
+verifier-guided choice among sixteen, which is where test-time compute pays
+on small models (the right answer is among 16 samples far more often than
+one sample or the vote finds it: README, results)."""
+
+
+def parse_preset(text: str) -> tuple[str, StrategyConfig]:
+    """``LEVEL=NAME?key=value&...`` as a level and a validated strategy
+    config; a ValueError that names what is wrong otherwise."""
+    level, sep, spec = text.partition("=")
+    level = level.strip()
+    if not sep or level not in LEVELS:
+        raise ValueError(f"{text!r}: want LEVEL=STRATEGY with LEVEL one of {', '.join(LEVELS)}")
+    return level, strategy_config(spec.strip(), where=text)
+
+
+def strategy_config(spec: str, where: str) -> StrategyConfig:
+    name, _, query = spec.partition("?")
+    if name not in STRATEGIES:
+        known = ", ".join(STRATEGIES)
+        raise ValueError(f"{where!r}: unknown strategy {name!r}; use one of {known}")
+    params = {key: _value(value) for key, value in parse_qsl(query, keep_blank_values=True)}
+    try:
+        return STRATEGIES[name].config(**params)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+        )
+        raise ValueError(f"{where!r}: {problems}") from None
+
+
+def _value(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def presets(overrides: list[str]) -> dict[str, StrategyConfig]:
+    """Every level's strategy: the defaults, with the operator's on top."""
+    chosen = {level: strategy_config(spec, f"{level}={spec}")
+              for level, spec in DEFAULT_PRESETS.items()}
+    chosen.update(parse_preset(text) for text in overrides)
+    return chosen
