@@ -25,7 +25,16 @@ from ponder.server.metrics import Metrics
 from ponder.server.remote import RemoteGenerator, open_remote_engine
 from ponder.server.rendering import PromptRenderer
 from ponder.server.request_context import RequestContextMiddleware
-from ponder.server.routes import chat, completions, docs, health, metrics, models, tokenize
+from ponder.server.routes import (
+    chat,
+    completions,
+    docs,
+    health,
+    metrics,
+    models,
+    responses,
+    tokenize,
+)
 from ponder.server.serving import StrategyService
 from ponder.server.tool_calls import ToolParsers
 from ponder.strategies.base import Verifiers
@@ -163,5 +172,6 @@ def create_app(settings: Settings) -> FastAPI:
     docs.state_limits(app)
     app.include_router(chat.router, dependencies=secured)
     app.include_router(completions.router, dependencies=secured)
+    app.include_router(responses.router, dependencies=secured)
     app.include_router(models.router, dependencies=secured)
     return app

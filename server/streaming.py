@@ -19,6 +19,7 @@ from typing import Any, Literal
 from ponder.core.generation import TokenLogprob
 from ponder.server.errors import (
     CLIENT_CLOSED_REQUEST,
+    PonderError,
     ShuttingDown,
     as_ponder_error,
     error_body,
@@ -123,14 +124,20 @@ class ResponseStream:
             error = as_ponder_error(exc)
             status = error.status
             log_failure(error, exc)
-            yield _data(error_body(error).model_dump_json())
+            yield self._error_frame(error)
         finally:
             try:
                 await self.close()
             finally:
                 # A client that left cancels us mid-close: still give the slot back.
                 self.service.finished(self.run, status)
-        yield "data: [DONE]\n\n"
+        yield self._closing_frame()
+
+    def _error_frame(self, error: PonderError) -> str:
+        return _data(error_body(error).model_dump_json())
+
+    def _closing_frame(self) -> str:
+        return "data: [DONE]\n\n"
 
     async def _chunks(self) -> AsyncIterator[str]:
         results: dict[int, StrategyResult] = {}
@@ -160,7 +167,7 @@ class ResponseStream:
         """The SSE frames an event makes (none while a tool-call parser holds
         text back)."""
         if event.kind == "comment":
-            return "".join(f": {line}\n" for line in event.text.splitlines() or [""]) + "\n"
+            return comment(event.text)
         if event.kind == "done":
             assert event.result is not None
             results[event.choice] = event.result
@@ -181,3 +188,8 @@ class ResponseStream:
 
 def _data(payload: str) -> str:
     return f"data: {payload}\n\n"
+
+
+def comment(text: str) -> str:
+    """Progress a client need not parse (hidden reasoning), as SSE comments."""
+    return "".join(f": {line}\n" for line in text.splitlines() or [""]) + "\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
@@ -20,7 +21,6 @@ from ponder.server.errors import (
     as_ponder_error,
     lone_surrogate,
 )
-from ponder.server.formats import ResponseFormat
 from ponder.server.protocol.common import ErrorResponse, SamplingRequest
 from ponder.server.serving import RequestRun, StrategyService
 from ponder.server.streaming import ResponseStream
@@ -35,8 +35,12 @@ logger = logging.getLogger(__name__)
 
 async def respond(
     body: SamplingRequest, request: Request, service: StrategyService,
-    shape_for: Callable[[RequestRun], ResponseFormat],
+    shape_for: Callable[[RequestRun], Any],
+    stream_type: type[ResponseStream] = ResponseStream,
 ) -> BaseModel | StreamingResponse:
+    """``shape_for`` makes the run's response format: a
+    :class:`ResponseFormat` for chunked streams, or what ``stream_type``
+    reads."""
     if (surrogate := lone_surrogate(body.model_dump())) is not None:
         raise surrogate
     run = service.resolve(body)
@@ -46,7 +50,7 @@ async def respond(
     handed_to_stream = False
     try:
         if body.stream:
-            stream = ResponseStream(service, run, shape)
+            stream = stream_type(service, run, shape)
             await stream.first_event()
             handed_to_stream = True  # from here the stream reports its own end
             return StreamingResponse(stream.frames(), media_type="text/event-stream")
