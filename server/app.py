@@ -107,10 +107,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # same two questions (errored, unfinished requests) for itself.
         app.state.engine = generator.engine if isinstance(generator, VLLMGenerator) else generator
         app.state.upstream = generator if isinstance(generator, RemoteGenerator) else None
+        splitter = _splitter(settings, generator)
         app.state.service = StrategyService(
             settings=settings,
             generator=generator,
-            splitter=_splitter(settings, generator),
+            splitter=splitter,
+            thinking_markers=getattr(splitter, "thinking_markers", lambda: None)(),
             verifiers=Verifiers(prms, settings.default_prm or (specs[0].name if specs else None)),
             metrics=app.state.metrics,
             max_model_len=generator.max_model_len,

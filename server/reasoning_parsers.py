@@ -9,6 +9,10 @@ from typing import Any
 from vllm.reasoning import ReasoningParser, ReasoningParserManager
 
 from ponder.strategies.reasoning import Split
+from ponder.strategies.thinking import ThinkingMarkers
+
+CONTINUE_THINKING = "\nWait"
+"""What an extension appends in place of the end marker (s1's word)."""
 
 
 class VLLMReasoningSplitter:
@@ -19,6 +23,20 @@ class VLLMReasoningSplitter:
 
     def _new_parser(self) -> ReasoningParser:
         return self._parser_class(self._tokenizer)
+
+    def thinking_markers(self) -> ThinkingMarkers | None:
+        """How this model's thinking ends, from its parser (None for a
+        parser that marks no end), for forcing thinking budgets."""
+        end = getattr(self._new_parser(), "end_token", None)
+        if not isinstance(end, str) or not end:
+            return None
+        close = f"\n{end}\n\n"
+
+        def ids(text: str) -> tuple[int, ...]:
+            return tuple(self._tokenizer.encode(text, add_special_tokens=False))
+
+        return ThinkingMarkers(end=end, end_ids=ids(end), close=close, close_ids=ids(close),
+                               wait=CONTINUE_THINKING, wait_ids=ids(CONTINUE_THINKING))
 
     def split(self, text: str) -> Split:
         # Parsers are stateful; a fresh one per sample keeps samples apart.

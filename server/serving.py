@@ -24,15 +24,26 @@ from ponder.server.errors import (
 from ponder.server.lifecycle import Lifecycle
 from ponder.server.metrics import Metrics, timed_verifiers
 from ponder.server.protocol.chat import ChatCompletionRequest
-from ponder.server.protocol.common import JsonSchemaFormat, SamplingRequest
+from ponder.server.protocol.common import BudgetLimits, JsonSchemaFormat, SamplingRequest
 from ponder.server.protocol.completions import CompletionRequest
 from ponder.server.request_context import RequestContext, current_request
 from ponder.server.tool_calls import ToolParsers, ToolUse
 from ponder.strategies import STRATEGIES, Strategy
-from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task, Verifiers
+from ponder.strategies.base import (
+    Emitter,
+    StrategyConfig,
+    StrategyResult,
+    Task,
+    ThinkingControl,
+    Verifiers,
+)
 from ponder.strategies.reasoning import ReasoningSplitter
+from ponder.strategies.thinking import ThinkingBudget, ThinkingMarkers
 
 ALIAS_SEPARATOR = "@"
+ANSWER_ROOM = 256
+"""Tokens of a request's cap kept for the answer when its thinking is capped
+for it (a quarter of the cap when that is less)."""
 SEED_SPAN = 2**64
 """Seeds wrap within what the engine takes (two's complement 64-bit)."""
 
@@ -81,6 +92,8 @@ class StrategyService:
     tool_parsers: ToolParsers = field(default_factory=ToolParsers)
     scheduler: SampleScheduler = field(default_factory=SampleScheduler.unlimited)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    thinking_markers: ThinkingMarkers | None = None
+    """How the served model's thinking ends, when it thinks in tags."""
     in_flight: int = 0
     effort_presets: dict[str, StrategyConfig] = field(init=False)
 
@@ -120,9 +133,10 @@ class StrategyService:
         sampling = _sampling(request, tools)
         choices = [prompt for prompt in prompts for _ in range(request.n)]
         verifiers = timed_verifiers(self.verifiers, self.metrics, strategy.name)
+        thinking = self._thinking(request)
         tasks = [
             Task(prompt, self._seeded(sampling, request, index), self.splitter, verifiers,
-                 tools=None if tools is None else tools.reader)
+                 tools=None if tools is None else tools.reader, thinking=thinking)
             for index, prompt in enumerate(choices)
         ]
         # Greedy children would all be one sample, and vLLM refuses n > 1 at
@@ -234,6 +248,31 @@ class StrategyService:
         else:
             config = STRATEGIES[self.settings.default_strategy].config()
         return STRATEGIES[config.name], config, effort  # type: ignore[attr-defined]
+
+    def _thinking(self, request: SamplingRequest) -> ThinkingControl | None:
+        """The thinking budget every sample is held to: the request's own,
+        or, for a whole (unstreamed) answer under a token cap, one that
+        leaves room to answer, so a thinking model is not cut off mid-thought
+        with no answer at all. Streams force only budgets asked for: a forced
+        sample is sent whole, once settled."""
+        limits = request.budget or BudgetLimits()
+        asked = limits.thinking_tokens is not None or limits.min_thinking_tokens is not None
+        if self.thinking_markers is None:
+            if asked:
+                raise InvalidRequest(
+                    "A thinking budget needs a model that thinks in tags, served with "
+                    "--reasoning-parser; this server has none.",
+                    param="budget.thinking_tokens" if limits.thinking_tokens is not None
+                    else "budget.min_thinking_tokens",
+                )
+            return None
+        cap = limits.thinking_tokens
+        if cap is None and request.token_cap is not None and not request.stream:
+            cap = max(1, request.token_cap - min(ANSWER_ROOM, request.token_cap // 4))
+        if cap is None and limits.min_thinking_tokens is None:
+            return None
+        budget = ThinkingBudget(cap, limits.min_thinking_tokens or 0, limits.thinking_extensions)
+        return ThinkingControl(self.thinking_markers, budget)
 
     def _seeded(self, sampling: Sampling, request: SamplingRequest, choice: int) -> Sampling:
         """Each choice is an independent run: give it its own seed range,

@@ -20,6 +20,7 @@ from ponder.core.generation import Generator
 from ponder.core.metering import Budget, Meter, Usage
 from ponder.strategies import beam_search, best_of_n, cot, dvts, none, self_consistency
 from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task
+from ponder.strategies.thinking import BudgetForcing
 
 RunFn = Callable[[Task, Generator, Any, Emitter | None], Awaitable[StrategyResult]]
 RunChoicesFn = Callable[
@@ -47,7 +48,7 @@ class Strategy:
         in its usage and held to ``budget``."""
         meter = Meter(budget)
         task = replace(task, verifiers=task.verifiers.for_run(meter, generator))
-        result = await self.run(task, meter.generator(generator), config, emit)
+        result = await self.run(task, _forced(task, meter, generator), config, emit)
         result.usage = replace(meter.usage, reasoning_tokens=result.reasoning_tokens)
         _account_budget(result, meter)
         return result
@@ -68,7 +69,9 @@ class Strategy:
         assert self.run_choices is not None
         meter = Meter(budget)
         task = replace(task, verifiers=task.verifiers.for_run(meter, generator))
-        results = await self.run_choices(task, meter.generator(generator), config, n, emitters)
+        results = await self.run_choices(
+            task, _forced(task, meter, generator), config, n, emitters
+        )
         for index, result in enumerate(results):
             result.usage = Usage(
                 prompt_tokens=meter.usage.prompt_tokens if index == 0 else 0,
@@ -78,6 +81,17 @@ class Strategy:
             )
             _account_budget(result, meter)
         return results
+
+
+def _forced(task: Task, meter: Meter, generator: Generator) -> Generator:
+    """The run's metered generator, forcing the request's thinking budget on
+    every sample (over the meter, so each engine call it makes is counted,
+    and so are the tokens it writes in)."""
+    metered = meter.generator(generator)
+    if task.thinking is None:
+        return metered
+    return BudgetForcing(metered, task.thinking.markers, task.thinking.budget,
+                         charge=lambda tokens: meter.charge_generated(tokens, scoring=False))
 
 
 def _account_budget(result: StrategyResult, meter: Meter) -> None:

@@ -28,6 +28,7 @@ from ponder.core.generation import (
 from ponder.core.metering import Meter, Usage
 from ponder.core.scoring import ProcessRewardModel, ScorerFactory, shared
 from ponder.strategies.reasoning import ReasoningSplitter
+from ponder.strategies.thinking import ThinkingBudget, ThinkingMarkers
 from ponder.strategies.tool_calls import ToolCallReader
 
 
@@ -170,6 +171,12 @@ class Verifiers:
 
 
 @dataclass(frozen=True)
+class ThinkingControl:
+    markers: ThinkingMarkers
+    budget: ThinkingBudget
+
+
+@dataclass(frozen=True)
 class Task:
     """One run of a strategy: the request's prompt and sampling settings, how
     the served model marks its reasoning (``NoReasoning`` for most), the
@@ -181,6 +188,8 @@ class Task:
     splitter: ReasoningSplitter
     verifiers: Verifiers = field(default_factory=Verifiers)
     tools: ToolCallReader | None = None
+    thinking: ThinkingControl | None = None
+    """A thinking budget to force on every sample, for models that think in tags."""
 
     @property
     def question(self) -> str:

@@ -117,6 +117,26 @@ class BudgetLimits(OpenAIModel):
         None, ge=1, description="Tokens the whole request may generate, over all samples."
     )
     seconds: float | None = Field(None, gt=0, description="Wall time the request may take.")
+    thinking_tokens: int | None = Field(
+        None, ge=1, description="For models that think in tags (--reasoning-parser): each "
+        "sample thinks at most this many tokens, then its thinking is ended for it and it "
+        "answers (s1's budget forcing). Default with a token cap: room is left to answer.",
+    )
+    min_thinking_tokens: int | None = Field(
+        None, ge=1, description="For models that think in tags: a sample that ends its "
+        "thinking sooner is told to go on (its end marker replaced by \"Wait\"), up to "
+        "`thinking_extensions` times.",
+    )
+    thinking_extensions: int = Field(
+        2, ge=0, le=16, description="How often `min_thinking_tokens` may extend one sample."
+    )
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> BudgetLimits:
+        if (self.min_thinking_tokens and self.thinking_tokens
+                and self.min_thinking_tokens > self.thinking_tokens):
+            raise ValueError("min_thinking_tokens is more than thinking_tokens")
+        return self
 
 class JsonSchema(OpenAIModel):
     name: Name
