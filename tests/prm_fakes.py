@@ -14,9 +14,12 @@ STEP_TAG = "<extra_0>"
 SEED = 1234
 
 
-def build_tiny_qwen2(target: Path, architecture: str, tokenizer_dir: Path) -> Path:
+def build_tiny_qwen2(target: Path, architecture: str, tokenizer_dir: Path,
+                     special_tokens: tuple[str, ...] = (STEP_TAG,),
+                     chat_template: str | None = None) -> Path:
     """A Qwen2-architecture checkpoint in ``target``, with ``tokenizer_dir``'s
-    tokenizer plus the step tag as a special token.
+    tokenizer plus ``special_tokens`` (the step tag unless told), and
+    ``chat_template`` when given.
 
     ``Qwen2ForProcessRewardModel`` gets vLLM's score head (``score.0`` a
     hidden x hidden linear, ReLU, ``score.2`` a hidden x 2 linear, both with
@@ -28,7 +31,9 @@ def build_tiny_qwen2(target: Path, architecture: str, tokenizer_dir: Path) -> Pa
     from transformers import AutoTokenizer, Qwen2Config, Qwen2Model
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    tokenizer.add_special_tokens({"additional_special_tokens": [STEP_TAG]})
+    tokenizer.add_special_tokens({"additional_special_tokens": list(special_tokens)})
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=128,
