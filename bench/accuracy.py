@@ -35,12 +35,15 @@ SEARCH_MAX_STEPS = 8
 @dataclass(frozen=True)
 class RunSpec:
     name: str
-    strategy: dict[str, Any]
+    strategy: dict[str, Any] | None
+    """None: the server chooses (its default, or ``effort``'s preset)."""
     temperature: float
+    effort: str | None = None
+    """A `reasoning_effort` level to send, as clients with an effort control do."""
 
     @property
     def samples(self) -> int:
-        return int(self.strategy.get("n", 1))
+        return int((self.strategy or {}).get("n", 1))
 
 
 def default_runs(ns: Sequence[int] = (1, 2, 4, 8, 16),
@@ -70,7 +73,15 @@ def default_runs(ns: Sequence[int] = (1, 2, 4, 8, 16),
             for n in bon_ns
         ]
     runs += search_runs("step-checker")
+    runs += effort_runs()
     return runs
+
+
+def effort_runs(levels: Sequence[str] = ("low", "medium", "high")) -> list[RunSpec]:
+    """What each `reasoning_effort` level buys with the server's presets,
+    sent as a client with an effort control sends it: no strategy field."""
+    return [RunSpec(f"effort-{level}", None, SAMPLE_TEMPERATURE, effort=level)
+            for level in levels]
 
 
 def search_runs(prm: str, prompts: Sequence[str] = ("direct", "cot")) -> list[RunSpec]:
@@ -169,8 +180,9 @@ async def _ask(client: httpx.AsyncClient, model: str, run: RunSpec, problem: Pro
         "max_tokens": max_tokens,
         "temperature": run.temperature,
         "seed": seed,
-        "strategy": run.strategy,
         "include_candidates": True,
+        **({} if run.strategy is None else {"strategy": run.strategy}),
+        **({} if run.effort is None else {"reasoning_effort": run.effort}),
     })
     response.raise_for_status()
     return response.json()
@@ -184,7 +196,7 @@ async def measure(base_url: str, model: str, runs: Sequence[RunSpec],
     async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(900),
                                  headers=headers) as client:
         for run in runs:
-            result = RunResult(run.name, run.strategy)
+            result = RunResult(run.name, run.strategy or {"reasoning_effort": run.effort})
             gate = asyncio.Semaphore(concurrency)
             bar = tqdm(total=len(problems), desc=run.name, unit="problem", leave=False)
 
