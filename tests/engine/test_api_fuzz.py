@@ -42,7 +42,7 @@ from ponder.strategies import STRATEGIES
 from .conftest import STARTUP_TIMEOUT_S, Server
 
 CASES = {GenerationMode.NEGATIVE: 700, GenerationMode.POSITIVE: 300}
-"""Per endpoint: 2 x (700 + 300) = 2,000 requests; a negative one costs
+"""Per endpoint: 3 x (700 + 300) = 3,000 requests; a negative one costs
 milliseconds, a positive one up to a few dozen tokens of generation."""
 MIN_SERVED = 30
 """Of the positive ones, at least this many must be served (200), or
@@ -122,6 +122,8 @@ def _stream_problem(path: str, body: str) -> str | None:
     this endpoint, then [DONE]. A request found bad only after the stream
     began may end with a client error chunk; a server error chunk fails."""
     frames = [line[6:] for line in body.splitlines() if line.startswith("data: ")]
+    if path.endswith("/responses"):
+        return _events_problem([json.loads(frame) for frame in frames])
     if not frames or frames[-1] != "[DONE]":
         return "the stream does not end with [DONE]"
     kind = "chat.completion.chunk" if path.endswith("chat/completions") else "text_completion"
@@ -136,7 +138,22 @@ def _stream_problem(path: str, body: str) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def _events_problem(events: list[dict]) -> str | None:
+    """The Responses API's stream: typed events, numbered in order, ending
+    with the response (or a client error event), with no [DONE]."""
+    if not events or events[0]["type"] != "response.created":
+        return "the stream does not start with response.created"
+    if [e["sequence_number"] for e in events] != list(range(len(events))):
+        return "the events are not numbered in order"
+    last = events[-1]
+    if last["type"] == "error":
+        return f"a server error event: {last}" if last["code"] == "server_error" else None
+    if last["type"] not in ("response.completed", "response.incomplete"):
+        return f"the stream ends with {last['type']}"
+    return None
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions", "/v1/responses"])
 @pytest.mark.parametrize("mode", [GenerationMode.NEGATIVE, GenerationMode.POSITIVE],
                          ids=["negative", "positive"])
 def test_generated_requests_get_documented_answers_and_never_a_5xx(

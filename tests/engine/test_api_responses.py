@@ -31,7 +31,7 @@ def test_responses_stream_sends_the_answer_in_typed_events(
     client: openai.OpenAI, http: httpx.Client
 ) -> None:
     with client.responses.stream(
-        model="smollm2", input=QUESTION, max_output_tokens=48, temperature=0.7,
+        model="smollm2", input=QUESTION, max_output_tokens=200, temperature=0.7,
         reasoning={"effort": "medium"}, extra_body={"seed": 3},
     ) as stream:
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]

@@ -44,25 +44,36 @@ def thinker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
 
 
 def _ask(server: RunningServer, **fields: object) -> dict:
+    """Random weights write byte tokens whose text does not split cleanly;
+    a bias makes the model write one plain word over and over, so token
+    counts can be read back from the text exactly."""
+    (word,) = _ids(server, " so")
     body = {"model": "thinker", "messages": [{"role": "user", "content": "What is 2 + 2?"}],
-            "max_tokens": MAX_TOKENS, "temperature": 0, "ignore_eos": True, **fields}
+            "max_tokens": MAX_TOKENS, "temperature": 0, "ignore_eos": True,
+            "logit_bias": {str(word): 100}, **fields}
     reply = httpx.post(f"{server.base_url}/v1/chat/completions", json=body, timeout=120)
     assert reply.status_code == 200, reply.text
     return reply.json()
 
 
-def _count(server: RunningServer, text: str) -> int:
+def _ids(server: RunningServer, text: str) -> list[int]:
     reply = httpx.post(f"{server.base_url}/tokenize", timeout=30,
                        json={"prompt": text, "add_special_tokens": False})
-    return reply.json()["count"]
+    return reply.json()["tokens"]
+
+
+def _forced_end(server: RunningServer) -> int:
+    return len(_ids(server, "\n</think>"))
 
 
 def test_the_cap_ends_the_thinking_and_the_sample_answers(thinker: RunningServer) -> None:
     reply = _ask(thinker, budget={"thinking_tokens": CAP})
     message, usage = reply["choices"][0]["message"], reply["usage"]
-    assert message["reasoning"] and message["content"]  # an answer after the forced end
-    # Exactly CAP tokens of thinking, then the forced "\n</think>\n\n".
-    assert usage["completion_tokens_details"]["reasoning_tokens"] == CAP + _count(thinker, "\n")
+    assert message["reasoning"] == " so" * CAP + "\n"
+    assert message["content"].strip().startswith("so")  # an answer after the forced end
+    # Exactly CAP tokens of thinking, then the forced "\n</think>" (counted as
+    # reasoning, as the parser splits it) and "\n\n" to answer.
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == CAP + _forced_end(thinker)
     assert usage["completion_tokens"] == MAX_TOKENS
 
 
@@ -70,7 +81,7 @@ def test_the_cap_ends_the_thinking_and_the_sample_answers(thinker: RunningServer
 def test_under_max_tokens_alone_the_thinking_leaves_room_to_answer(thinker: RunningServer) -> None:
     reply = _ask(thinker)
     thought = reply["usage"]["completion_tokens_details"]["reasoning_tokens"]
-    assert thought == MAX_TOKENS - MAX_TOKENS // 4 + _count(thinker, "\n")
+    assert thought == MAX_TOKENS - MAX_TOKENS // 4 + _forced_end(thinker)
     assert reply["choices"][0]["message"]["content"]
 
 
@@ -82,4 +93,4 @@ def test_every_sample_of_a_strategy_is_held_to_the_budget(thinker: RunningServer
     assert reply["ponder"]["samples"] == 3
     assert usage["completion_tokens"] == 3 * MAX_TOKENS
     assert usage["completion_tokens_details"]["reasoning_tokens"] == 3 * (
-        CAP + _count(thinker, "\n"))
+        CAP + _forced_end(thinker))
