@@ -18,7 +18,15 @@ from pydantic import Field
 
 from ponder.core.generation import Generator
 from ponder.core.metering import Budget, Meter, Usage
-from ponder.strategies import beam_search, best_of_n, cot, dvts, none, self_consistency
+from ponder.strategies import (
+    beam_search,
+    best_of_n,
+    cot,
+    dvts,
+    none,
+    particle_filtering,
+    self_consistency,
+)
 from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task
 from ponder.strategies.thinking import BudgetForcing
 
@@ -108,7 +116,7 @@ def _strategy(module: Any) -> Strategy:
                     run_choices=getattr(module, "run_choices", None))
 
 
-_MODULES = (none, cot, self_consistency, best_of_n, beam_search, dvts)
+_MODULES = (none, cot, self_consistency, best_of_n, beam_search, dvts, particle_filtering)
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in map(_strategy, _MODULES)}
 
 StrategyConfigUnion = Annotated[

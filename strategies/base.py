@@ -120,6 +120,8 @@ class StrategyResult:
     """DeepConf online: the group confidence a sample had to keep."""
     stopped_low_confidence: int | None = None
     """DeepConf online: samples stopped for falling below the bar."""
+    rounds: list[dict[str, Any]] | None = None
+    """Particle filtering: each round's particles, weights and effective sample size."""
 
     @property
     def samples(self) -> int:
@@ -133,6 +135,7 @@ class StrategyResult:
             "tokens_saved_estimate": self.tokens_saved_estimate,
             "confidence_bar": self.confidence_bar,
             "stopped_low_confidence": self.stopped_low_confidence,
+            "rounds": self.rounds,
         }
         return {key: value for key, value in found.items() if value is not None}
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from pydantic import Field
@@ -336,11 +336,17 @@ class Search:
         return whole or [n for beam in self.beams for n in beam]
 
 
+SearchFactory = Callable[[Task, Generator, ProcessRewardModel, SearchShape], "Search"]
+
+
 async def run_search(
-    task: Task, gen: Generator, shape: SearchShape, prm: str | None, emit: Emitter | None
+    task: Task, gen: Generator, shape: SearchShape, prm: str | None, emit: Emitter | None,
+    make: SearchFactory | None = None,
 ) -> StrategyResult:
+    """``make`` builds a search that keeps lines its own way (particle
+    filtering resamples them); by default, the best ``width`` of each subtree."""
     scorer_name, scorer = task.verifiers.get(prm)
-    search = Search(task, gen, scorer, shape)
+    search = (make or Search)(task, gen, scorer, shape)
     if emit is not None:
         await emit.progress(
             f"Searching {shape.subtrees} x {shape.width} line(s), {shape.expand} continuation(s) "

@@ -1,0 +1,154 @@
+"""``particle_filtering``: step-level search as probabilistic inference
+(Puri et al. 2025, "A Probabilistic Inference Approach to Inference-Time
+Scaling of LLMs using Particle-Based Monte Carlo Methods"; its-hub's main
+algorithm).
+
+Beam search keeps the best lines and drops the rest for good; a particle
+filter keeps a population whose make-up follows the evidence, so a line the
+scorer rates a little low early is not lost. Each round every live particle
+gets ONE next step; the scorer scores the new steps in one batched call;
+each particle's weight is a softmax over the logit of its last step score
+(at ``weight_temperature``); then ``n`` particles are drawn with replacement
+by weight (when the effective sample size falls below ``ess_threshold`` of
+n). A particle drawn k times continues k times, as one engine request with
+``n=k`` from its own token ids, so the prefix cache serves every copy.
+Complete particles keep their weight and their place until the end. The
+answer is the heaviest complete particle, or the weighted vote over them.
+
+It runs on the round machinery of :mod:`ponder.strategies.search` (one
+subtree of ``n`` slots, one continuation each); only which lines live on
+differs.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ponder.core.aggregate import Aggregate
+from ponder.core.generation import Generator
+from ponder.core.scoring import ProcessRewardModel
+from ponder.strategies.base import Emitter, StrategyResult, Task
+from ponder.strategies.search import Node, Search, SearchConfig, SearchShape, run_search
+
+Resampling = Literal["multinomial", "systematic"]
+SCORE_FLOOR = 1e-6
+"""Scores are clipped to [floor, 1 - floor] before their logit is taken."""
+
+
+class Config(SearchConfig):
+    name: Literal["particle_filtering"] = "particle_filtering"
+    n: int = Field(16, ge=1, le=1024, description="Particles.")
+    aggregate: Aggregate = Field(
+        "last", description="Step scores to one solution score, for the final choice "
+        "(the weights always read the last step's score, as the paper does)."
+    )
+    weight_temperature: float = Field(
+        1.0, gt=0, le=100, description="Softmax temperature over the logits of the last step "
+        "scores that makes the weights (not the sampling temperature).",
+    )
+    resampling: Resampling = Field(
+        "multinomial", description="`multinomial` (the paper's) or `systematic` (less variance)."
+    )
+    ess_threshold: float = Field(
+        1.0, ge=0, le=1, description="Resample only when the effective sample size falls below "
+        "this share of n (1.0: every round).",
+    )
+
+    @property
+    def max_samples(self) -> int:
+        return self.n * self.max_steps
+
+
+def weights(scores: Sequence[float], temperature: float) -> list[float]:
+    """Normalised softmax over the scores' logits: a score of 0.9 against 0.5
+    weighs exp(logit(0.9)) = 9 to 1 at temperature 1."""
+    logits = []
+    for score in scores:
+        clipped = min(max(score, SCORE_FLOOR), 1 - SCORE_FLOOR)
+        logits.append(math.log(clipped / (1 - clipped)) / temperature)
+    top = max(logits)
+    raw = [math.exp(logit - top) for logit in logits]
+    total = sum(raw)
+    return [value / total for value in raw]
+
+
+def effective_sample_size(normalised: Sequence[float]) -> float:
+    return 1.0 / sum(w * w for w in normalised)
+
+
+def resample(normalised: Sequence[float], count: int, how: Resampling,
+             rng: random.Random) -> list[int]:
+    """``count`` indices drawn with replacement by weight. Systematic: one
+    uniform offset and ``count`` evenly spaced points over the cumulative
+    weights, so an index is drawn floor or ceil of count x its weight times."""
+    if how == "multinomial":
+        return rng.choices(range(len(normalised)), weights=normalised, k=count)
+    start = rng.random() / count
+    drawn, cumulative, index = [], normalised[0], 0
+    for point in (start + i / count for i in range(count)):
+        while point > cumulative and index < len(normalised) - 1:
+            index += 1
+            cumulative += normalised[index]
+        drawn.append(index)
+    return drawn
+
+
+class ParticleFilter(Search):
+    def __init__(self, task: Task, gen: Generator, scorer: ProcessRewardModel,
+                 shape: SearchShape, cfg: Config) -> None:
+        super().__init__(task, gen, scorer, shape)
+        self.cfg = cfg
+        self.rng = random.Random(task.sampling.seed)
+        self.rounds: list[dict[str, Any]] = []
+        """Per round: each particle's node id and weight, the effective sample
+        size, whether it resampled, and the particles that live on (a
+        particle drawn k times is there k times)."""
+
+    def _keep(self, children: list[Node]) -> None:
+        # Complete particles keep their place (and their copies) as they were.
+        population = [n for n in self.beams[0] if n.completed] + children
+        normalised = weights([n.step_scores[-1] if n.step_scores else 0.0 for n in population],
+                             self.cfg.weight_temperature)
+        ess = effective_sample_size(normalised)
+        resampled = ess < self.cfg.ess_threshold * len(population) - 1e-9
+        if resampled:
+            drawn = resample(normalised, self.cfg.n, self.cfg.resampling, self.rng)
+            self.beams[0] = [population[i] for i in drawn]
+        else:
+            self.beams[0] = population
+        for node in self.beams[0]:
+            node.kept = True
+        self.rounds.append({
+            "particles": [n.id for n in population],
+            "weights": [round(w, 6) for w in normalised],
+            "ess": round(ess, 3),
+            "resampled": resampled,
+            "kept": [n.id for n in self.beams[0]],
+        })
+
+    def finals(self) -> list[Node]:
+        """The final population's complete particles, each copy one voice in
+        a weighted vote; else the population as it stands."""
+        population = self.beams[0]
+        return [n for n in population if n.completed] or population
+
+
+async def run(
+    task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
+) -> StrategyResult:
+    shape = cfg.shape(subtrees=1, width=cfg.n, expand=1, task=task)
+    filters: list[ParticleFilter] = []
+
+    def make(task: Task, gen: Generator, scorer: ProcessRewardModel,
+             shape: SearchShape) -> Search:
+        filters.append(ParticleFilter(task, gen, scorer, shape, cfg))
+        return filters[-1]
+
+    result = await run_search(task, gen, shape, cfg.prm, emit, make=make)
+    result.rounds = filters[0].rounds
+    return result
