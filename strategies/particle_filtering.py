@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ponder.core.aggregate import Aggregate
-from ponder.core.generation import Generator
+from ponder.core.generation import Generator, Prompt
 from ponder.core.scoring import ProcessRewardModel
 from ponder.strategies.base import Emitter, StrategyResult, Task
 from ponder.strategies.search import Node, Search, SearchConfig, SearchShape, run_search
@@ -58,10 +58,15 @@ class Config(SearchConfig):
         1.0, ge=0, le=1, description="Resample only when the effective sample size falls below "
         "this share of n (1.0: every round).",
     )
+    iterations: int = Field(
+        1, ge=1, le=8, description="Particle Gibbs: each later iteration runs the filter again "
+        "with the previous iteration's best particle kept as a reference that is never "
+        "dropped (conditional SMC).",
+    )
 
     @property
     def max_samples(self) -> int:
-        return self.n * self.max_steps
+        return self.n * self.max_steps * self.iterations
 
 
 def weights(scores: Sequence[float], temperature: float) -> list[float]:
@@ -105,9 +110,54 @@ class ParticleFilter(Search):
         self.cfg = cfg
         self.rng = random.Random(task.sampling.seed)
         self.rounds: list[dict[str, Any]] = []
+        self.reference: list[Node] = []
+        """Particle Gibbs: the previous iteration's best particle, root first."""
+        self._anchor: Node | None = None
+        """The reference's node in the current round, which must live on."""
+        self._depth = 0
+        self._iteration = 0
         """Per round: each particle's node id and weight, the effective sample
         size, whether it resampled, and the particles that live on (a
         particle drawn k times is there k times)."""
+
+    async def run(self, emit: Emitter | None) -> None:
+        for iteration in range(self.cfg.iterations):
+            self._iteration = iteration
+            if iteration:
+                self.reference, self.beams, self._depth = self._best_path(), [[]], 0
+                self._anchor = None
+                if emit is not None:
+                    await emit.progress(
+                        f"Iteration {iteration + 1}: the filter again, keeping the best "
+                        f"particle so far (score {self.reference[-1].score:.2f}) as a reference.\n"
+                    )
+            await super().run(emit)
+
+    async def _expand(
+        self, prompt: Prompt, frontier: Sequence[tuple[Node | None, int]], last_round: bool
+    ) -> list[Node]:
+        """In a Gibbs iteration, the reference takes one slot as it was: its
+        parent's slot gets its next node instead of a new step."""
+        depth, self._depth = self._depth, self._depth + 1
+        if depth >= len(self.reference):
+            return await super()._expand(prompt, frontier, last_round)
+        anchor = self._anchor = self.reference[depth]
+        rest = list(frontier)
+        slot = next((i for i, (node, _) in enumerate(rest) if node is anchor.parent), None)
+        if slot is not None:
+            del rest[slot]
+        return [*await super()._expand(prompt, rest, last_round), anchor]
+
+    def _best_path(self) -> list[Node]:
+        population = self.beams[0]
+        pool = [n for n in population if n.completed] or population
+        best = max(pool, key=lambda n: (n.score, n.confidence, -n.id))
+        path: list[Node] = []
+        node: Node | None = best
+        while node is not None:
+            path.append(node)
+            node = node.parent
+        return path[::-1]
 
     def _keep(self, children: list[Node]) -> None:
         # Complete particles keep their place (and their copies) as they were.
@@ -121,6 +171,8 @@ class ParticleFilter(Search):
             self.beams[0] = [population[i] for i in drawn]
         else:
             self.beams[0] = population
+        if self._anchor is not None and self._anchor not in self.beams[0]:
+            self.beams[0][-1] = self._anchor  # the reference is never dropped
         for node in self.beams[0]:
             node.kept = True
         self.rounds.append({
@@ -129,6 +181,8 @@ class ParticleFilter(Search):
             "ess": round(ess, 3),
             "resampled": resampled,
             "kept": [n.id for n in self.beams[0]],
+            "iteration": self._iteration + 1,
+            "reference": None if self._anchor is None else self._anchor.id,
         })
 
     def finals(self) -> list[Node]:

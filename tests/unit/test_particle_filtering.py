@@ -106,3 +106,19 @@ async def test_a_spent_budget_answers_with_the_best_so_far() -> None:
                            budget=Budget(max_tokens=10))
     assert result.budget_exhausted
     assert result.usage.completion_tokens <= 10 + 4
+
+
+async def test_the_reference_particle_survives_every_round_of_a_gibbs_iteration() -> None:
+    prm = ScriptedPRM(SCORES)
+    result = await execute(_task(prm, seed=0), tree_generator(), config(n=4, iterations=2))
+    rounds = result.details()["rounds"]
+    second = [r for r in rounds if r["iteration"] == 2]
+    assert second and all(r["reference"] in r["kept"] for r in second)
+    # The reference is one line, root first: the first iteration's best.
+    parents = {n.id: n.parent for n in result.tree}
+    chain = list(dict.fromkeys(r["reference"] for r in second))  # a finished one stays
+    assert parents[chain[0]] is None
+    assert all(parents[child] == parent for parent, child in zip(chain, chain[1:]))
+    assert result.answer == "7"
+    # The second iteration drew new samples: every node was generated once.
+    assert len({n.id for n in result.tree}) == len(result.tree)
