@@ -87,3 +87,40 @@ async def test_a_client_that_leaves_mid_search_stops_every_expansion(
             "strategy": {"name": "dvts", "n": 8, "expand": 2, "prm": "step-checker",
                          "step_delimiter": "@@never@@", "max_steps": 4}}
     assert await leave_once_running(server.base_url, server.headers(), http, body) == 0
+
+
+PARTICLES = {"name": "particle_filtering", "n": 4, **SEARCH}
+
+
+def test_particle_filtering_answers_with_ancestry_weights_and_ess(client: openai.OpenAI) -> None:
+    response = _search(client, PARTICLES)
+    ponder = response.model_extra["ponder"]  # type: ignore[index]
+    tree, rounds = ponder["tree"], ponder["details"]["rounds"]
+    assert response.choices[0].message.content is not None and ponder["samples"] == len(tree)
+    ids = {node["id"] for node in tree}
+    assert all(node["parent"] is None or node["parent"] in ids for node in tree)
+    assert len([node for node in tree if node["depth"] == 1]) == 4  # one step per particle
+    for round_ in rounds:
+        assert len(round_["weights"]) == len(round_["particles"]) == 4
+        assert abs(sum(round_["weights"]) - 1) < 1e-3 and 1 <= round_["ess"] <= 4 + 1e-6
+        assert len(round_["kept"]) == 4 and set(round_["kept"]) <= set(round_["particles"])
+    usage = response.usage
+    assert usage is not None and usage.completion_tokens >= sum(n["depth"] > 0 for n in tree)
+
+
+def test_streamed_particle_filtering_reports_progress_before_the_answer(server: Server) -> None:
+    body = {"model": "smollm2", "messages": QUESTION, "max_tokens": 64, "temperature": 0.8,
+            "stream": True, "strategy": PARTICLES}
+    with httpx.stream("POST", f"{server.base_url}/v1/chat/completions", json=body,
+                      headers=server.headers(), timeout=120) as response:
+        data = [line for line in response.iter_lines() if line.startswith("data: {")]
+    progress = [i for i, line in enumerate(data) if "Step 1:" in line]
+    content = [i for i, line in enumerate(data) if '"content":"' in line
+               and '"content":""' not in line]
+    assert progress and content and progress[0] < content[0]
+
+
+async def test_a_client_that_leaves_stops_the_particles(server: Server, http: httpx.Client) -> None:
+    body = {"model": "smollm2", "messages": QUESTION, "max_tokens": 1500, "temperature": 1.0,
+            "strategy": {**PARTICLES, "n": 8, "step_delimiter": "@@never@@"}}
+    assert await leave_once_running(server.base_url, server.headers(), http, body) == 0
