@@ -10,12 +10,17 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ponder.core.steps import STEP_DELIMITER
 from ponder.prm.registry import PRMSpec, check_names, parse_prm_spec
 from ponder.prm.reward_free import REWARD_FREE
 from ponder.server.effort import parse_preset, presets
 from ponder.server.embedded_model import EMBEDDED_MODEL, EMBEDDED_SERVED_NAME
 from ponder.strategies import STRATEGIES
 from ponder.strategies.base import StrategyConfig
+
+EMBEDDED_STEP_DELIMITER = "\n"
+"""SmolLM2 writes a step per line and seldom a blank line between (README:
+search at the model's edge)."""
 
 
 class Settings(BaseSettings):
@@ -51,6 +56,12 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="Port to listen on.")
     default_strategy: str = Field(
         "none", description="Strategy for requests that name none (see GET /v1/strategies)."
+    )
+    step_delimiter: str | None = Field(
+        None, min_length=1, max_length=32,
+        description="Where a reasoning step ends for step-level search when a request does not "
+        "say (default: a newline for the embedded model, which writes a step per line; a "
+        "blank line otherwise, as math-tuned models write).",
     )
     effort: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -220,6 +231,20 @@ class Settings(BaseSettings):
     def _no_empty_key(cls, key: SecretStr | None) -> SecretStr | None:
         """An empty key would mean "auth on, nobody gets in"; treat it as off."""
         return key if key and key.get_secret_value() else None
+
+    @property
+    def search_step_delimiter(self) -> str:
+        if self.step_delimiter is not None:
+            return self.step_delimiter
+        return EMBEDDED_STEP_DELIMITER if self.is_embedded else STEP_DELIMITER
+
+    def with_server_defaults(self, config: StrategyConfig) -> StrategyConfig:
+        """``config`` with the server's defaults where the request left a
+        field to them (the step delimiter of a search)."""
+        if "step_delimiter" in type(config).model_fields and (
+                "step_delimiter" not in config.model_fields_set):
+            return config.model_copy(update={"step_delimiter": self.search_step_delimiter})
+        return config
 
     @property
     def is_embedded(self) -> bool:

@@ -247,6 +247,7 @@ class StrategyService:
             config = self.effort_presets[effort]
         else:
             config = STRATEGIES[self.settings.default_strategy].config()
+        config = self.settings.with_server_defaults(config)
         return STRATEGIES[config.name], config, effort  # type: ignore[attr-defined]
 
     def _thinking(self, request: SamplingRequest) -> ThinkingControl | None:

@@ -60,7 +60,8 @@ class SearchConfig(SolutionsConfig):
     )
     step_delimiter: str = Field(
         STEP_DELIMITER, min_length=1, max_length=32,
-        description="Where a step ends (a stop string); default a blank line.",
+        description="Where a step ends (a stop string); default: the server's "
+        "(--step-delimiter: a newline for the embedded model, else a blank line).",
     )
     prm: str | None = Field(
         None, description="Step scorer: a configured PRM, or a reward-free one such as "

@@ -38,7 +38,7 @@ async def list_strategies(service: ServiceDep) -> StrategyList:
             name=strategy.name,
             description=strategy.summary,
             parameters=strategy.config.model_json_schema(),
-            defaults=strategy.config().model_dump(),
+            defaults=service.settings.with_server_defaults(strategy.config()).model_dump(),
         )
         for strategy in STRATEGIES.values()
     ]
