@@ -171,6 +171,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tokenize.router)
     app.include_router(metrics.router, dependencies=operator)
     app.include_router(docs.router, dependencies=operator)
+    app.mount(docs.ASSETS_PATH, docs.ASSETS, name="docs-assets")
     docs.state_limits(app)
     app.include_router(chat.router, dependencies=secured)
     app.include_router(completions.router, dependencies=secured)

@@ -1,24 +1,41 @@
 """GET /openapi.json, /docs and /redoc: FastAPI's own, as routes of ours so
 that ``--secure-docs-and-metrics`` can put them behind the API key, and a
-schema that states this server's limits."""
+schema that states this server's limits.
+
+The pages load Swagger UI and ReDoc from this server, not from a CDN, since
+inference servers often run where no CDN can be reached (FastAPI's default
+pages are blank there). The assets come pinned from ``fastapi-offline``, a
+package made for exactly this (Swagger UI's bundle and CSS, ReDoc's
+standalone build, FastAPI's favicon, each under its own licence); ponder
+serves its files and keeps its own routes, so the key and the limits above
+still apply. The assets themselves are public code and load without a key."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from importlib.resources import files
+
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from ponder.server.config import Settings
 from ponder.strategies import STRATEGIES
 
 router = APIRouter(include_in_schema=False)
 OPENAPI_PATH = "/openapi.json"
+ASSETS_PATH = "/static/docs"
+ASSETS = StaticFiles(directory=str(files("fastapi_offline") / "static"))
 
 
 def _schema_url(request: Request) -> str:
     return request.scope.get("root_path", "") + OPENAPI_PATH
+
+
+def _asset(request: Request, name: str) -> str:
+    return f"{request.scope.get('root_path', '')}{ASSETS_PATH}/{name}"
 
 
 @router.get(OPENAPI_PATH)
@@ -28,12 +45,21 @@ async def openapi(request: Request) -> JSONResponse:
 
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url=_schema_url(request), title="ponder - Swagger UI")
+    return get_swagger_ui_html(
+        openapi_url=_schema_url(request), title="ponder - Swagger UI",
+        swagger_js_url=_asset(request, "swagger-ui-bundle.js"),
+        swagger_css_url=_asset(request, "swagger-ui.css"),
+        swagger_favicon_url=_asset(request, "favicon.png"),
+    )
 
 
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
-    return get_redoc_html(openapi_url=_schema_url(request), title="ponder - ReDoc")
+    return get_redoc_html(
+        openapi_url=_schema_url(request), title="ponder - ReDoc",
+        redoc_js_url=_asset(request, "redoc.standalone.js"),
+        redoc_favicon_url=_asset(request, "favicon.png"), with_google_fonts=False,
+    )
 
 
 def state_limits(app: FastAPI) -> None:
