@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install serve test test-fast bench-overhead bench-accuracy bench-fairness bench-soak bench-scale lint docker-test
+.PHONY: install browser serve test test-fast bench-overhead bench-accuracy bench-fairness bench-soak bench-scale lint docker-test
 
 $(STAMP): pyproject.toml requirements/cpu-constraints.txt scripts/install.sh
 	python3 -m venv $(VENV)
@@ -18,7 +18,11 @@ install: $(STAMP)
 serve: install
 	$(BIN)/ponder serve $(ARGS)
 
-test: install
+# The page tests drive Debian's chromium (scripts/install-browser.sh).
+browser:
+	scripts/install-browser.sh
+
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The edit-test loop: everything that needs no engine (tests/unit), in seconds.

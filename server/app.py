@@ -34,6 +34,7 @@ from ponder.server.routes import (
     models,
     responses,
     tokenize,
+    ui,
 )
 from ponder.server.serving import StrategyService
 from ponder.server.tool_calls import ToolParsers
@@ -172,6 +173,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(metrics.router, dependencies=operator)
     app.include_router(docs.router, dependencies=operator)
     app.mount(docs.ASSETS_PATH, docs.ASSETS, name="docs-assets")
+    if settings.ui:
+        app.include_router(ui.router)
+        app.mount("/ui", ui.ASSETS, name="ui-assets")
     docs.state_limits(app)
     app.include_router(chat.router, dependencies=secured)
     app.include_router(completions.router, dependencies=secured)

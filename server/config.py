@@ -153,6 +153,10 @@ class Settings(BaseSettings):
         description="With --api-key, also require the key on /metrics, /docs, /redoc and "
         "/openapi.json (open by default; /health always is).",
     )
+    ui: bool = Field(
+        True, description="Serve the explorer page at /ui (its API calls need the key when "
+        "one is set)."
+    )
     seed: int = Field(0, description="Engine seed.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."

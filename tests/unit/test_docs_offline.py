@@ -29,3 +29,15 @@ async def test_the_key_still_guards_the_pages_but_not_the_public_assets() -> Non
         assert (await http.get("/docs")).status_code == 401
         assert (await http.get("/docs", headers={"Authorization": "Bearer k"})).status_code == 200
         assert (await http.get("/static/docs/swagger-ui.css")).status_code == 200
+
+
+async def test_the_explorer_page_and_its_files_are_served_unless_turned_off() -> None:
+    async with asgi_client(asgi_app(ScriptedGenerator.of("4"))) as http:
+        page = await http.get("/ui")
+        script = await http.get("/ui/ui.js")
+        style = await http.get("/ui/ui.css")
+    assert page.status_code == 200 and 'src="ui/ui.js"' in page.text
+    assert script.status_code == 200 and "v1/chat/completions" in script.text
+    assert style.status_code == 200
+    async with asgi_client(asgi_app(ScriptedGenerator.of("4"), ui=False)) as http:
+        assert (await http.get("/ui")).status_code == 404
