@@ -196,7 +196,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _presets_fit(self) -> Settings:
-        for level, config in self.effort_presets.items():
+        """An operator's own preset must fit --max-samples (a default one
+        that does not is refused per request, as any strategy would be)."""
+        for level, config in map(parse_preset, self.effort):
             if config.max_samples > self.max_samples:
                 raise ValueError(
                     f"--effort {level} may draw {config.max_samples} samples, more than "

@@ -144,10 +144,10 @@ function treeDrawing(tree, winner) {
   const tallest = Math.max(...[...columns.values()].map((column) => column.length));
   const at = new Map();
   for (const [depth, column] of columns) {
-    column.forEach((node, row) => at.set(node.id, [10 + (depth - 1) * 60, 10 + row * 16]));
+    column.forEach((node, row) => at.set(node.id, [12 + (depth - 1) * 90, 12 + row * 20]));
   }
-  const width = 20 + (Math.max(...columns.keys()) - 1) * 60;
-  const svg = element("svg", { class: "search-tree", width: Math.max(width, 60), height: 20 + tallest * 16 });
+  const width = 24 + (Math.max(...columns.keys()) - 1) * 90;
+  const svg = element("svg", { class: "search-tree", width: Math.max(width, 60), height: 24 + tallest * 20 });
   for (const node of tree) {
     if (node.parent === null || !at.has(node.parent)) continue;
     const [x1, y1] = at.get(node.parent), [x2, y2] = at.get(node.id);
@@ -160,7 +160,7 @@ function treeDrawing(tree, winner) {
     if (!node.kept) pruned += 1;
     if (node.completed) classes.push("completed");
     if (node.completed && node.answer !== null && node.answer === winner) classes.push("chosen");
-    const circle = element("circle", { class: classes.join(" "), cx, cy, r: 5 });
+    const circle = element("circle", { class: classes.join(" "), cx, cy, r: 6 });
     const score = node.step_score === null ? "-" : node.step_score.toFixed(2);
     circle.appendChild(element("title", {},
       `depth ${node.depth} · step score ${score} · score ${node.score.toFixed(2)}` +

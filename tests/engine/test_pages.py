@@ -65,7 +65,7 @@ def test_swagger_ui_renders_offline(page: Page, server: Server) -> None:
 
 def test_redoc_renders_offline(page: Page, server: Server) -> None:
     page.goto(f"{server.base_url}/redoc")
-    page.wait_for_selector("text=/v1/chat/completions", timeout=60_000)
+    page.get_by_text("/v1/chat/completions").first.wait_for(timeout=60_000)
     _keep(page, "redoc")
     assert page.locator(".redoc-wrap").count() == 1
     assert not page.errors  # type: ignore[attr-defined]

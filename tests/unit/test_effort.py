@@ -72,3 +72,8 @@ async def test_an_explicit_strategy_or_alias_wins_over_the_effort() -> None:
             **BODY, "model": "smollm2@cot", "reasoning_effort": "high"})).json()
     assert named["ponder"]["strategy"]["name"] == "none" and "effort" not in named["ponder"]
     assert alias["ponder"]["strategy"]["name"] == "cot" and "effort" not in alias["ponder"]
+
+
+def test_a_small_server_starts_with_the_default_presets() -> None:
+    # A default preset beyond --max-samples is refused per request, not at start.
+    assert Settings(max_samples=8).effort_presets["high"].max_samples == 16
