@@ -26,8 +26,9 @@ from ponder.server.errors import (
     log_failure,
 )
 from ponder.server.formats import PieceKind, ResponseFormat, ponder_info, total_usage
+from ponder.server.protocol.common import PonderInfo
 from ponder.server.serving import RequestRun, StrategyService
-from ponder.strategies.base import StrategyResult
+from ponder.strategies.base import StrategyResult, TreeNode
 
 # How long to wait for a run's first event before committing to a 200: a
 # request the engine refuses (prompt too long, say) fails within this time and
@@ -37,22 +38,25 @@ FIRST_EVENT_GRACE_S = 0.25
 
 @dataclass
 class Event:
-    kind: Literal["reasoning", "content", "comment", "done", "error"]
+    kind: Literal["reasoning", "content", "comment", "tree", "done", "error"]
     choice: int
     text: str = ""
     token_ids: Sequence[int] = ()
     logprobs: Sequence[TokenLogprob] | None = None
     result: StrategyResult | None = None
     error: BaseException | None = None
+    tree: list[TreeNode] | None = None
 
 
 class QueueEmitter:
     """The strategies' :class:`Emitter` for one choice of a streaming request."""
 
-    def __init__(self, queue: asyncio.Queue[Event], choice: int, visible: bool) -> None:
+    def __init__(self, queue: asyncio.Queue[Event], choice: int, visible: bool,
+                 with_tree: bool = False) -> None:
         self._queue = queue
         self._choice = choice
         self._visible = visible
+        self._with_tree = with_tree
 
     async def reasoning(self, text: str) -> None:
         if self._visible:
@@ -67,6 +71,10 @@ class QueueEmitter:
     async def progress(self, text: str) -> None:
         kind: Literal["reasoning", "comment"] = "reasoning" if self._visible else "comment"
         self._queue.put_nowait(Event(kind, self._choice, text))
+
+    async def tree(self, nodes: list[TreeNode]) -> None:
+        if self._with_tree:
+            self._queue.put_nowait(Event("tree", self._choice, tree=nodes))
 
 
 class ResponseStream:
@@ -105,7 +113,9 @@ class ResponseStream:
         self.queue.put_nowait(Event("error", 0, error=error))
 
     async def _run_batch(self, batch: range) -> None:
-        emitters = [QueueEmitter(self.queue, choice, self.run.visible) for choice in batch]
+        emitters = [QueueEmitter(self.queue, choice, self.run.visible,
+                                 with_tree=self.run.request.include_candidates)
+                    for choice in batch]
         try:
             results = await self.service.run_batch(self.run, batch, emitters)
         except Exception as error:  # noqa: BLE001 - forwarded to the client as an error chunk
@@ -168,6 +178,11 @@ class ResponseStream:
         text back)."""
         if event.kind == "comment":
             return comment(event.text)
+        if event.kind == "tree":  # the search so far, in ponder (no choice text)
+            return self._chunk([], ponder=PonderInfo(
+                samples=len(event.tree or ()), strategy=self.run.config.model_dump(),
+                elapsed_ms=round((time.monotonic() - self.run.started) * 1000), tree=event.tree,
+            ))
         if event.kind == "done":
             assert event.result is not None
             results[event.choice] = event.result

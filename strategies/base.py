@@ -51,6 +51,11 @@ class Emitter(Protocol):
         when it is hidden."""
         ...
 
+    async def tree(self, nodes: list[TreeNode]) -> None:
+        """A search's tree as it stands after a round, for a client that
+        asked for the candidates (one that draws it as it grows)."""
+        ...
+
 
 @dataclass
 class Candidate:

@@ -206,6 +206,7 @@ class Search:
             frontier = [(n, n.subtree) for beam in self.beams for n in beam if not n.completed]
             if emit is not None:
                 await emit.progress(self._progress(round_index + 1, len(frontier)))
+                await emit.tree(self.tree(lambda node: node.answer))
             if not frontier:
                 break
 
@@ -328,6 +329,18 @@ class Search:
             f"{best.score:.2f}, leading answer {leading!r}.\n"
         )
 
+    def tree(self, answer_of: Callable[[Node], str | None]) -> list[TreeNode]:
+        """Every node so far, as a client sees it."""
+        return [
+            TreeNode(
+                id=n.id, parent=None if n.parent is None else n.parent.id, subtree=n.subtree,
+                depth=n.depth, step=n.step.strip(),
+                step_score=n.step_scores[-1] if n.step_scores else None, score=n.score,
+                kept=n.kept, completed=n.completed, answer=answer_of(n),
+            )
+            for n in self.nodes
+        ]
+
     def finals(self) -> list[Node]:
         """The solutions to choose from: every whole one the search drew (not
         cut at a token limit), kept or not, since each was paid for and
@@ -386,16 +399,9 @@ async def _result(search: Search, scorer_name: str, emit: Emitter | None) -> Str
         candidate.step_labels = node.step_labels
     result.scorer, result.selected = scorer_name, chosen
     final_ids = {node.id: index for index, node in enumerate(finals)}
-    result.tree = [
-        TreeNode(
-            id=n.id, parent=None if n.parent is None else n.parent.id, subtree=n.subtree,
-            depth=n.depth, step=n.step.strip(),
-            step_score=n.step_scores[-1] if n.step_scores else None, score=n.score,
-            kept=n.kept, completed=n.completed,
-            answer=answers.answers.get(final_ids[n.id]) if n.id in final_ids else None,
-        )
-        for n in search.nodes
-    ]
+    result.tree = search.tree(
+        lambda n: answers.answers.get(final_ids[n.id]) if n.id in final_ids else None
+    )
     if emit is not None:
         await answers.emit_final(result, emit)
     return result

@@ -24,7 +24,7 @@ from ponder.core.generation import (
 from ponder.core.metering import Budget
 from ponder.core.scoring import Solution, StepScores
 from ponder.strategies import STRATEGIES
-from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task
+from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task, TreeNode
 
 # A "token" is a run of newlines, or a word or punctuation mark with the
 # spaces before it (as a byte-level BPE tokenizer splits text).
@@ -243,6 +243,9 @@ class RecordingEmitter:
 
     async def progress(self, text: str) -> None:
         self.events.append(("progress", text))
+
+    async def tree(self, nodes: list[TreeNode]) -> None:
+        self.events.append(("tree", str(len(nodes))))
 
     def text(self, kind: str) -> str:
         return "".join(t for k, t in self.events if k == kind)

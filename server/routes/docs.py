@@ -12,9 +12,8 @@ still apply. The assets themselves are public code and load without a key."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from importlib.resources import files
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html

@@ -92,6 +92,7 @@ async function runOne(name, params, body) {
       run.querySelector(".answer").textContent = answer;
       if (chunk.usage) usage = chunk.usage;
       if (chunk.ponder) ponder = chunk.ponder;
+      if (chunk.ponder && chunk.ponder.tree) draw(run, ".tree", treeDrawing(chunk.ponder.tree));
     }
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     run.querySelector(".meta").textContent = `running… ${seconds} s`;
@@ -107,9 +108,15 @@ function finish(run, ponder, usage, seconds) {
     (ponder && ponder.answer !== undefined ? ` · answer ${ponder.answer}` : "");
   run.classList.add("done");
   if (!ponder) return;
-  if (ponder.votes) run.querySelector(".vote").appendChild(voteChart(ponder.votes, ponder.answer));
-  if (ponder.tree) run.querySelector(".tree").appendChild(treeDrawing(ponder.tree, ponder.answer));
-  if (ponder.candidates) run.querySelector(".candidates").appendChild(candidateTable(ponder));
+  if (ponder.votes) draw(run, ".vote", voteChart(ponder.votes, ponder.answer));
+  if (ponder.tree) draw(run, ".tree", treeDrawing(ponder.tree, ponder.answer));
+  if (ponder.candidates) draw(run, ".candidates", candidateTable(ponder));
+}
+
+// The search's tree arrives after every round, then whole with the answer.
+function draw(run, where, drawing) {
+  const holder = run.querySelector(where);
+  holder.replaceChildren(drawing);
 }
 
 function element(name, attributes, text) {
