@@ -16,6 +16,9 @@ from playwright.sync_api import Browser, Page, Route, sync_playwright
 from .conftest import Server
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+REDOC_BADGE = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+"""ReDoc's build fetches its "powered by" logo from its CDN whatever it is
+told; the page renders without it, so that one blocked request is allowed."""
 BEAM = '{"beam_width": 2, "expand": 2, "max_steps": 3, "step_delimiter": "\\n", "prm": "step-checker"}'
 
 
@@ -68,7 +71,9 @@ def test_redoc_renders_offline(page: Page, server: Server) -> None:
     page.get_by_text("/v1/chat/completions").first.wait_for(timeout=60_000)
     _keep(page, "redoc")
     assert page.locator(".redoc-wrap").count() == 1
-    assert not page.errors  # type: ignore[attr-defined]
+    assert page.locator("text=responses").count() >= 1  # every API's section is there
+    badge = {f"blocked {REDOC_BADGE}", "Failed to load resource: net::ERR_FAILED"}
+    assert set(page.errors) <= badge  # type: ignore[attr-defined]
 
 
 def test_the_explorer_runs_two_strategies_side_by_side(page: Page, server: Server) -> None:
