@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         description="The strategy a `reasoning_effort` level picks when a request names "
         "none, as LEVEL=STRATEGY or 'LEVEL=STRATEGY?key=value&key=value', repeatable (env: "
         "comma-separated). Defaults: none, minimal and low = none, medium = "
-        "self_consistency?n=4&prompt=direct, high = best_of_n?n=16&prompt=direct.",
+        "best_of_n?n=4&prompt=direct, high = best_of_n?n=16&prompt=direct.",
     )
     max_model_len: int | None = Field(
         None, ge=16, description="Context length (default: the model's own)."

@@ -31,12 +31,13 @@ DEFAULT_PRESETS: dict[str, str] = {
     "none": "none",
     "minimal": "none",
     "low": "none",
-    "medium": "self_consistency?n=4&prompt=direct",
+    "medium": "best_of_n?n=4&prompt=direct",
     "high": "best_of_n?n=16&prompt=direct",
 }
-"""One sample up to ``low``; a vote of four at ``medium``; at ``high`` the
-verifier-guided choice among sixteen, which is where test-time compute pays
-on small models (the right answer is among 16 samples far more often than
+"""One sample up to ``low``; the verifier-guided choice among four at
+``medium`` and among sixteen at ``high``: verification is where test-time
+compute pays on small models (a vote of four fell below one sample on the
+embedded model: 12.5% against 17.5%, README) (the right answer is among 16 samples far more often than
 one sample or the vote finds it: README, results). The messages go as they
 are (``prompt=direct``): a step-by-step instruction hurts small models, and
 a thinking model thinks by its template anyway."""

@@ -29,7 +29,7 @@ def test_an_operator_preset_replaces_the_default_with_its_parameters() -> None:
     high = settings.effort_presets["high"].model_dump()
     assert (high["name"], high["beam_width"], high["expand"]) == ("beam_search", 2, 4)
     assert high["step_delimiter"] == "\n"
-    assert settings.effort_presets["medium"].model_dump()["name"] == "self_consistency"
+    assert settings.effort_presets["medium"].model_dump()["name"] == "best_of_n"
 
 
 @pytest.mark.parametrize(("preset", "says"), [

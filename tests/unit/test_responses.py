@@ -36,7 +36,8 @@ async def test_a_response_has_the_answer_as_a_message_and_counts_usage() -> None
 
 
 async def test_effort_picks_the_preset_and_usage_counts_every_sample() -> None:
-    client = _client(ScriptedGenerator.of("4", "4", "5"))
+    client = _client(ScriptedGenerator.of("4", "4", "5"),
+                     effort=["medium=self_consistency?n=4&prompt=direct"])
     response = await client.responses.create(
         model="smollm2", input=[{"role": "user", "content": QUESTION}],
         reasoning={"effort": "medium", "summary": "auto"}, temperature=0.7,
