@@ -1,0 +1,103 @@
+"""Weights over weak verifiers, so many poor scores make one good one.
+
+Weaver (Saad-Falcon et al. 2025) closes much of the gap between best-of-N
+and pass@N by combining weak verifiers with weights fit on a little data,
+or with none. Both fits are here, over plain score vectors (one row per
+sample, one column per verifier, each in [0, 1]):
+
+* :func:`fit_with_labels`: logistic regression on whether each sample's
+  answer was right: what an operator with reference answers fits.
+* :func:`fit_without_labels`: weak supervision over the verifiers'
+  agreement, for an operator with no answers: each verifier is trusted by
+  how often it agrees with the consensus of the others (leave one out, so a
+  verifier cannot vouch for itself), a one-step Dawid-Skene estimate.
+
+The combined score of a sample is ``sigmoid(bias + sum(w_i * s_i))``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Rows = Sequence[Sequence[float]]
+
+
+@dataclass(frozen=True)
+class Weights:
+    names: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float = 0.0
+
+    def score(self, row: Sequence[float]) -> float:
+        """The combined score of one sample's verifier scores, in (0, 1)."""
+        return _sigmoid(self.bias + sum(w * s for w, s in zip(self.weights, row)))
+
+
+def fit_with_labels(names: Sequence[str], rows: Rows, labels: Sequence[bool],
+                    *, steps: int = 2000, rate: float = 0.5, l2: float = 1e-3) -> Weights:
+    """Logistic regression by gradient descent (no dependency; the data are
+    a few thousand samples of a handful of verifiers). ``l2`` keeps the
+    weights finite when one verifier separates the labels perfectly."""
+    _check(names, rows)
+    if len(labels) != len(rows):
+        raise ValueError(f"{len(labels)} labels for {len(rows)} samples")
+    if not rows:
+        raise ValueError("no samples to fit on")
+    weights = [0.0] * len(names)
+    bias = 0.0
+    count = len(rows)
+    for _ in range(steps):
+        grad = [0.0] * len(names)
+        grad_bias = 0.0
+        for row, label in zip(rows, labels):
+            error = _sigmoid(bias + sum(w * s for w, s in zip(weights, row))) - float(label)
+            grad_bias += error
+            for i, s in enumerate(row):
+                grad[i] += error * s
+        bias -= rate * grad_bias / count
+        weights = [w - rate * (g / count + l2 * w) for w, g in zip(weights, grad)]
+    return Weights(tuple(names), tuple(weights), bias)
+
+
+def fit_without_labels(names: Sequence[str], rows: Rows, *, threshold: float = 0.5,
+                       floor: float = 0.05) -> Weights:
+    """Each verifier's vote (score >= ``threshold``) is compared with the
+    majority of the other verifiers' votes; its agreement rate ``a`` is its
+    estimated accuracy and its weight is the log-odds ``log(a / (1 - a))``
+    (clipped to [floor, 1 - floor]), as in a naive-Bayes vote. A verifier no
+    better than chance gets about zero weight, one that disagrees with the
+    rest gets a negative one."""
+    _check(names, rows)
+    if len(names) < 3:
+        raise ValueError("a label-free fit needs at least three verifiers to agree or not")
+    if not rows:
+        raise ValueError("no samples to fit on")
+    votes = [[s >= threshold for s in row] for row in rows]
+    weights = []
+    for i in range(len(names)):
+        agree = 0
+        for vote in votes:
+            others = [v for j, v in enumerate(vote) if j != i]
+            consensus = 2 * sum(others) >= len(others)
+            agree += vote[i] == consensus
+        rate = min(1 - floor, max(floor, agree / len(votes)))
+        weights.append(math.log(rate / (1 - rate)))
+    # Scores are centred on the threshold, so a sample every verifier calls
+    # right scores above 1/2 and one every verifier rejects below it.
+    bias = -threshold * sum(weights)
+    return Weights(tuple(names), tuple(weights), bias)
+
+
+def _check(names: Sequence[str], rows: Rows) -> None:
+    for index, row in enumerate(rows):
+        if len(row) != len(names):
+            raise ValueError(f"sample {index} has {len(row)} scores for {len(names)} verifiers")
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1 / (1 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1 + z)
