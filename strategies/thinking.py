@@ -134,12 +134,12 @@ class BudgetForcing:
         """What to append and whether thinking goes on; None when the sample
         is done as it is."""
         sample, markers, budget = phase.sample, self._markers, self._budget
-        thought = phase.thought + len(sample.token_ids)
         if sample.stop_string == markers.end:
             thought = phase.thought + len(self._without_end(sample).token_ids)
             if thought < budget.min_tokens and phase.extensions < budget.max_extensions:
                 return markers.wait_ids, markers.wait, True
             return (), "", False  # thinking over: now the answer
+        thought = phase.thought + len(sample.token_ids)
         capped = (budget.max_tokens is not None and thought >= budget.max_tokens
                   and sample.stop_reason == "length")
         if capped and not _spent(sampling, len(sample.token_ids)):
