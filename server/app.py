@@ -98,7 +98,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.is_embedded:
         model_path = str(await asyncio.to_thread(embedded_model_dir))
     async with contextlib.AsyncExitStack() as stack:
-        generator = await stack.enter_async_context(_open_generator(settings, model_path))
+        generator = await stack.enter_async_context(
+            _open_generator(settings, model_path, app.state.metrics)
+        )
         await generator.warm_up()
         specs = settings.prm_specs
         prms = await stack.enter_async_context(
@@ -132,13 +134,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def _open_generator(
-    settings: Settings, model_path: str
+    settings: Settings, model_path: str, metrics: Metrics
 ) -> AsyncIterator[VLLMGenerator | RemoteGenerator]:
     if settings.engine == "remote":
         assert settings.engine_url is not None  # Settings demands it
         async with open_remote_engine(
             settings.engine_url, model_path, settings.engine_timeout, settings.served_model_name
         ) as remote:
+            remote.on_retry = metrics.engine_retries.inc
             yield remote
         return
     async with open_engine(engine_options(settings, model_path)) as engine:

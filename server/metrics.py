@@ -56,6 +56,12 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5),
             registry=self.registry,
         )
+        self.engine_retries = Counter(
+            "ponder_engine_retries",
+            "Remote-engine calls tried a second time: the first failed (refused, dropped, "
+            "5xx) before producing anything.",
+            registry=self.registry,
+        )
         self.early_stops = Counter(
             "ponder_early_stops", "Strategy runs that stopped sampling early.", ["strategy"],
             registry=self.registry,

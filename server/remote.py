@@ -33,7 +33,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -89,8 +89,9 @@ class RemoteGenerator(PromptRenderer):
         self.url = url
         self.model_name = model_name
         self.in_flight = 0
-        self.retries = 0
-        """Upstream calls tried a second time since the start."""
+        self.on_retry: Callable[[], None] = lambda: None
+        """Told of each call tried a second time (the server counts them in
+        ``ponder_engine_retries``)."""
         self._health: tuple[float, bool] = (-HEALTH_CACHE_S, False)
 
     # What the server asks of whatever engine it holds (app.state.engine):
@@ -165,7 +166,7 @@ class RemoteGenerator(PromptRenderer):
     def _give_up_or_retry(self, failure: UpstreamError, attempt: int) -> None:
         if not failure.retryable or attempt == 2:
             raise failure.error from failure
-        self.retries += 1
+        self.on_retry()
         logger.warning("upstream call failed before producing anything (%s); trying once more",
                        failure)
 

@@ -191,6 +191,8 @@ def test_zz_one_replica_dies_mid_run_and_nothing_hangs(fleet: FleetUnderTest) ->
         statuses = [answer.result(timeout=300) for answer in answers]
     assert statuses == [200] * 6
     assert httpx.get(f"{fleet.ponder.base_url}/health", timeout=10).status_code == 200
+    metrics = httpx.get(f"{fleet.ponder.base_url}/metrics", timeout=10).text
+    assert "ponder_engine_retries_total" in metrics  # the retries, if any, are counted
     survivor = next(r for r in fleet.replicas if r is not busy[0])
     assert asyncio.run(_still_serves(fleet.ponder.base_url)) and _gauge(survivor) == 0
 

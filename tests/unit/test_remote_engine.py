@@ -155,8 +155,10 @@ async def test_a_call_that_produced_nothing_is_retried_once() -> None:
     ok = Upstream(httpx.ConnectError("refused"),
                   lambda body: completion(choice(0, "x", [4])))
     remote = generator(ok)
+    retried: list[None] = []
+    remote.on_retry = lambda: retried.append(None)
     assert (await remote.generate(PROMPT, 1, Sampling(max_tokens=5))).samples[0].text == "x"
-    assert remote.retries == 1 and len(ok.bodies) == 2
+    assert len(retried) == 1 and len(ok.bodies) == 2
 
     down = Upstream(httpx.ConnectError("refused"), httpx.ConnectError("refused"))
     with pytest.raises(EngineUnavailable):
