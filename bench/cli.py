@@ -179,6 +179,21 @@ def _scale(args: argparse.Namespace) -> None:
     print(f"wrote {args.output}")
 
 
+def _blocks(args: argparse.Namespace) -> None:
+    import json
+
+    from ponder.bench.blocks import compare_block_sizes, print_report
+    from ponder.server.embedded_model import embedded_model_dir
+
+    report = compare_block_sizes(args.model or str(embedded_model_dir()),
+                                 [int(s) for s in args.sizes.split(",")], args.problems,
+                                 args.max_tokens, args.concurrency, args.kv_cache_gb, args.rounds)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2))
+    print_report(report)
+    print(f"wrote {args.output}")
+
+
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="a running ponder server (default: start one)")
     parser.add_argument("--api-key")
@@ -274,3 +289,16 @@ def add_bench_commands(commands: Any) -> None:
     scale.add_argument("--overhead-requests", type=int, default=30)
     scale.add_argument("--output", type=Path, default=RESULTS / "scale" / "scale.json")
     scale.set_defaults(handler=_scale)
+
+    blocks = kinds.add_parser(
+        "blocks", help="KV block sizes side by side: whole-sample tokens/s and search's "
+        "prefix-cache hits (one engine at a time; give it a quiet machine).")
+    blocks.add_argument("--model", help="model directory (default: the embedded model)")
+    blocks.add_argument("--sizes", default="32,128", help="comma-separated block sizes")
+    blocks.add_argument("--problems", type=int, default=8)
+    blocks.add_argument("--max-tokens", type=int, default=160)
+    blocks.add_argument("--concurrency", type=int, default=4)
+    blocks.add_argument("--kv-cache-gb", type=float, default=4.0)
+    blocks.add_argument("--rounds", type=int, default=2)
+    blocks.add_argument("--output", type=Path, default=RESULTS / "blocks.json")
+    blocks.set_defaults(handler=_blocks)

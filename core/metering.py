@@ -31,7 +31,7 @@ from ponder.core.generation import (
     SampleDelta,
     Sampling,
 )
-from ponder.core.scoring import ProcessRewardModel, Solution, StepScores
+from ponder.core.scoring import ProcessRewardModel, Solution, StepScores, preferred_aggregate
 
 
 @dataclass
@@ -179,6 +179,7 @@ class MeteredScorer:
         self._inner = inner
         self._meter = meter
         self.reads_logprobs = inner.reads_logprobs
+        self.aggregate = preferred_aggregate(inner)
 
     async def score(self, question: str, solutions: Sequence[Solution]) -> StepScores:
         unscored = StepScores([list(s.known) for s in solutions], tokens=0)

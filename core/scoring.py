@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
+from ponder.core.aggregate import Aggregate
 from ponder.core.generation import Generator, TokenLogprob
 
 
@@ -55,6 +56,9 @@ class StepScores:
     """Per candidate, a name for each step's score (the step checker's
     levels, such as "grounded"), so a client can see why a candidate won;
     None from scorers whose scores are not levels."""
+    parts: list[dict[str, float]] | None = None
+    """Per candidate, what each weak verifier said of it as a whole, from
+    scorers that combine several (``combined``); None from the rest."""
 
 
 class ProcessRewardModel(Protocol):
@@ -67,6 +71,14 @@ class ProcessRewardModel(Protocol):
         """Score every step of every candidate solution to ``question`` in one
         call."""
         ...
+
+
+def preferred_aggregate(scorer: ProcessRewardModel) -> Aggregate:
+    """How a strategy turns this scorer's step scores into one solution
+    score when the request does not say: ``min`` (a chain is as good as its
+    weakest step), unless the scorer declares an ``aggregate`` of its own
+    (a combined scorer's last step already weighs the whole solution)."""
+    return cast(Aggregate, getattr(scorer, "aggregate", "min"))
 
 
 class ScorerFailed(RuntimeError):

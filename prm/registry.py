@@ -10,7 +10,9 @@ SPEC is one of::
     remote:URL[?model=M&tag=T]   another vLLM server's /pooling endpoint
 
 Beside them every server offers the reward-free scorers of
-:mod:`ponder.prm.reward_free` by their own names.
+:mod:`ponder.prm.reward_free` by their own names, and the combinations of
+its calibrated policy (:mod:`ponder.prm.combined`: ``combined``,
+``reward-free``), each over the parts its weights name.
 
 Query values are percent-decoded but a ``+`` stays a plus sign (it is
 Math-Shepherd's "good" token), unlike in HTML forms.
@@ -21,13 +23,14 @@ from __future__ import annotations
 import contextlib
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Literal, cast
 from urllib.parse import unquote, urlsplit
 
 from ponder.core.scoring import ScorerFactory, shared
+from ponder.prm.combined import REWARD_FREE_PARTS, Combined
 from ponder.prm.remote import open_remote_prm
 from ponder.prm.reward_free import REWARD_FREE
 from ponder.prm.self_judge import SelfJudge
@@ -118,29 +121,65 @@ def check_names(specs: Sequence[PRMSpec]) -> None:
     repeated = [name for name, count in Counter(names).items() if count > 1]
     if repeated:
         raise ValueError(f"PRM name {repeated[0]!r} is given more than once")
-    taken = sorted(set(names) & set(REWARD_FREE))
+    taken = sorted(set(names) & {*REWARD_FREE, *COMBINATIONS})
     if taken:
         raise ValueError(
-            f"PRM name {taken[0]!r} is a built-in reward-free scorer's; choose another"
+            f"PRM name {taken[0]!r} is a built-in scorer's; choose another"
         )
 
 
 @asynccontextmanager
 async def open_prms(
-    specs: Sequence[PRMSpec], *, kv_cache_gb: float = 1.0
+    specs: Sequence[PRMSpec], *, kv_cache_gb: float = 1.0,
+    combinations: Mapping[str, Mapping[str, float]] | None = None,
 ) -> AsyncIterator[dict[str, ScorerFactory]]:
     """The scorers by name, configured ones first, with any engines and HTTP
     clients they need; all of them are shut down on exit, also when a later
     one fails to start. ``kv_cache_gb`` is the KV cache of each in-process
-    PRM engine."""
+    PRM engine; ``combinations`` are the policy's weighted verifiers."""
     check_names(specs)
+    check_combinations(combinations or {}, [s.name for s in specs])
     async with contextlib.AsyncExitStack() as stack:
         factories: dict[str, ScorerFactory] = {}
         for spec in specs:
             factories[spec.name] = await _open(spec, kv_cache_gb, stack)
         for name, scorer in REWARD_FREE.items():
             factories[name] = shared(scorer)
+        judges = {**factories, CHECKER: factories.get(CHECKER) or shared(StepChecker())}
+        for name, weights in (combinations or {}).items():
+            factories[name] = _combination(weights, judges)
         yield factories
+
+
+COMBINATIONS = ("combined", "reward-free")
+"""The policy's combinations, offered by these names."""
+CHECKER = "step-checker"
+"""The step checker's part: in-process and free, so a combination that
+weighs it has it even when no ``--prm`` names it."""
+
+
+def check_combinations(combinations: Mapping[str, Mapping[str, float]],
+                       configured: Sequence[str]) -> None:
+    """Each combination is one the server offers, over parts it can read (a
+    ValueError names the field of the policy file)."""
+    readable = {*REWARD_FREE_PARTS, *REWARD_FREE, *configured, CHECKER}
+    for name, weights in combinations.items():
+        if name not in COMBINATIONS:
+            raise ValueError(f"policy field 'verifiers.{name}': the server offers "
+                             f"{' and '.join(COMBINATIONS)}")
+        unknown = sorted(set(weights) - readable - {"bias"})
+        if unknown:
+            raise ValueError(f"policy field 'verifiers.{name}.{unknown[0]}': this server has no "
+                             f"such verifier (it has {', '.join(sorted(readable))})")
+
+
+def _combination(weights: Mapping[str, float], judges: Mapping[str, ScorerFactory]
+                 ) -> ScorerFactory:
+    """Judges are built per run, on the run's generator (the self-judge
+    generates, and its tokens are the run's)."""
+    step_judges = {n: judges[n] for n in weights if n in judges and n not in REWARD_FREE_PARTS}
+    return lambda generator: Combined(
+        weights, {n: factory(generator) for n, factory in step_judges.items()})
 
 
 async def _open(

@@ -31,7 +31,7 @@ class MeanLogprob:
 
     async def score(self, question: str, solutions: Sequence[Solution]) -> StepScores:
         """Reads no tokens of its own: ``tokens`` is 0."""
-        return StepScores([_scores(s, _geometric_mean_probability) for s in solutions], 0)
+        return StepScores([_scores(s, geometric_mean_probability) for s in solutions], 0)
 
 
 class SelfCertainty:
@@ -39,14 +39,14 @@ class SelfCertainty:
 
     async def score(self, question: str, solutions: Sequence[Solution]) -> StepScores:
         """Reads no tokens of its own: ``tokens`` is 0."""
-        return StepScores([_scores(s, _certainty) for s in solutions], 0)
+        return StepScores([_scores(s, certainty) for s in solutions], 0)
 
 
-def _geometric_mean_probability(tokens: Sequence[TokenLogprob]) -> float:
+def geometric_mean_probability(tokens: Sequence[TokenLogprob]) -> float:
     return math.exp(fmean(t.logprob for t in tokens))
 
 
-def _certainty(tokens: Sequence[TokenLogprob]) -> float:
+def certainty(tokens: Sequence[TokenLogprob]) -> float:
     return 1.0 - math.exp(-fmean(map(self_certainty, tokens)))
 
 

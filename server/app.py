@@ -104,7 +104,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await generator.warm_up()
         specs = settings.prm_specs
         prms = await stack.enter_async_context(
-            open_prms(specs, kv_cache_gb=settings.prm_kv_cache_gb)
+            open_prms(specs, kv_cache_gb=settings.prm_kv_cache_gb,
+                      combinations=settings.calibrated_policy.verifiers)
         )
         # The embedded AsyncLLM, or the remote generator, which answers the
         # same two questions (errored, unfinished requests) for itself.

@@ -3,6 +3,7 @@ environment variable (the option wins), described once, here."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -10,14 +11,18 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ponder.core.policy import Policy, PolicyError, load_policy
 from ponder.core.steps import STEP_DELIMITER
-from ponder.prm.registry import PRMSpec, check_names, parse_prm_spec
+from ponder.prm.registry import PRMSpec, check_combinations, check_names, parse_prm_spec
 from ponder.prm.reward_free import REWARD_FREE
 from ponder.server.effort import parse_preset, presets
 from ponder.server.embedded_model import EMBEDDED_MODEL, EMBEDDED_SERVED_NAME
 from ponder.strategies import STRATEGIES
+from ponder.strategies.auto import choice_config
 from ponder.strategies.base import StrategyConfig
 
+SHIPPED_POLICY = Path(__file__).parent / "policies" / "embedded.json"
+"""Fit by ``ponder calibrate`` for the embedded model (README: Calibration)."""
 EMBEDDED_STEP_DELIMITER = "\n"
 """SmolLM2 writes a step per line and seldom a blank line between (README:
 search at the model's edge)."""
@@ -62,6 +67,12 @@ class Settings(BaseSettings):
         description="Where a reasoning step ends for step-level search when a request does not "
         "say (default: a newline for the embedded model, which writes a step per line; a "
         "blank line otherwise, as math-tuned models write).",
+    )
+    policy: Path | None = Field(
+        None,
+        description="The calibrated policy (`ponder calibrate`) that strategy auto follows and "
+        "whose weights make the `combined` and `reward-free` verifiers (default: the policy "
+        "shipped for the embedded model).",
     )
     effort: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -208,7 +219,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_prm_is_configured(self) -> Settings:
-        names = [spec.name for spec in self.prm_specs] + list(REWARD_FREE)
+        names = [spec.name for spec in self.prm_specs] + list(REWARD_FREE) + list(
+            self.calibrated_policy.verifiers)
         if self.default_prm is not None and self.default_prm not in names:
             raise ValueError(f"--default-prm {self.default_prm!r} is not one of {names}")
         return self
@@ -227,6 +239,27 @@ class Settings(BaseSettings):
                     "as in http://127.0.0.1:8000"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _policy_is_usable(self) -> Settings:
+        """A malformed policy stops the server before the engine starts."""
+        policy = self.calibrated_policy
+        for index, bin_ in enumerate(policy.bins):
+            for budget, choice in bin_.choices.items():
+                try:
+                    choice_config(choice)
+                except ValueError as error:
+                    raise ValueError(f"policy field 'bins[{index}].choices.{budget}': "
+                                     f"{error}") from error
+        check_combinations(policy.verifiers, [spec.name for spec in self.prm_specs])
+        return self
+
+    @cached_property
+    def calibrated_policy(self) -> Policy:
+        try:
+            return load_policy(self.policy or SHIPPED_POLICY)
+        except PolicyError as error:
+            raise ValueError(str(error)) from error
 
     @property
     def prm_specs(self) -> list[PRMSpec]:

@@ -105,11 +105,19 @@ def ponder_info(run: RequestRun, results: list[StrategyResult]) -> PonderInfo:
     runs = [ponder_run(r, run.request.include_candidates) for r in results]
     return PonderInfo(
         **runs[0].model_dump(),
-        strategy=run.config.model_dump(),
+        strategy=_strategy_shown(run, results[0]),
         effort=run.effort,
         elapsed_ms=round((time.monotonic() - run.started) * 1000),
         choices=runs if len(runs) > 1 else None,
     )
+
+
+def _strategy_shown(run: RequestRun, result: StrategyResult) -> dict[str, Any]:
+    """The strategy as configured, and for ``auto`` what it decided."""
+    shown = run.config.model_dump()
+    if result.decision is not None:
+        shown["decision"] = result.decision
+    return shown
 
 
 def _reasoning(run: RequestRun, result: StrategyResult) -> dict[str, str | None]:

@@ -136,7 +136,8 @@ class StrategyService:
         thinking = self._thinking(request)
         tasks = [
             Task(prompt, self._seeded(sampling, request, index), self.splitter, verifiers,
-                 tools=None if tools is None else tools.reader, thinking=thinking)
+                 tools=None if tools is None else tools.reader, thinking=thinking,
+                 policy=self.settings.calibrated_policy)
             for index, prompt in enumerate(choices)
         ]
         # Greedy children would all be one sample, and vLLM refuses n > 1 at

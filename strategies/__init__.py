@@ -19,6 +19,7 @@ from pydantic import Field
 from ponder.core.generation import Generator
 from ponder.core.metering import Budget, Meter, Usage
 from ponder.strategies import (
+    auto,
     beam_search,
     best_of_n,
     cot,
@@ -116,7 +117,7 @@ def _strategy(module: Any) -> Strategy:
                     run_choices=getattr(module, "run_choices", None))
 
 
-_MODULES = (none, cot, self_consistency, best_of_n, beam_search, dvts, particle_filtering)
+_MODULES = (none, cot, self_consistency, best_of_n, beam_search, dvts, particle_filtering, auto)
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in map(_strategy, _MODULES)}
 
 StrategyConfigUnion = Annotated[

@@ -26,6 +26,7 @@ from ponder.core.generation import (
     message_text,
 )
 from ponder.core.metering import Meter, Usage
+from ponder.core.policy import Policy
 from ponder.core.scoring import ProcessRewardModel, ScorerFactory, shared
 from ponder.strategies.reasoning import ReasoningSplitter
 from ponder.strategies.thinking import ThinkingBudget, ThinkingMarkers
@@ -72,6 +73,8 @@ class Candidate:
     step checker: "grounded", "answer supported", ...)."""
     confidence: float | None = None
     """Its DeepConf trace confidence, when the vote read it."""
+    verifiers: dict[str, float] | None = None
+    """What each weak verifier said of it, when a combined scorer chose."""
 
 
 @dataclass
@@ -127,6 +130,8 @@ class StrategyResult:
     """DeepConf online: samples stopped for falling below the bar."""
     rounds: list[dict[str, Any]] | None = None
     """Particle filtering: each round's particles, weights and effective sample size."""
+    decision: dict[str, Any] | None = None
+    """``auto``: what the probe said, the difficulty bin, and what ran and why."""
 
     @property
     def samples(self) -> int:
@@ -198,6 +203,8 @@ class Task:
     tools: ToolCallReader | None = None
     thinking: ThinkingControl | None = None
     """A thinking budget to force on every sample, for models that think in tags."""
+    policy: Policy | None = None
+    """The server's calibrated policy, for ``auto``."""
 
     @property
     def question(self) -> str:

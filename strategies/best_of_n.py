@@ -19,6 +19,7 @@ from pydantic import Field
 
 from ponder.core.aggregate import Aggregate, aggregate
 from ponder.core.generation import Generator, Sample
+from ponder.core.scoring import preferred_aggregate
 from ponder.core.steps import DEFAULT_STEPS
 from ponder.strategies.base import Emitter, StrategyResult, Task
 from ponder.strategies.fanout import fan_out
@@ -35,7 +36,10 @@ class Config(SolutionsConfig):
         None, description="Step scorer: a configured PRM, or a reward-free one such as "
         "`mean-logprob` (default: the server's PRM)."
     )
-    aggregate: Aggregate = Field("min", description="Step scores to one solution score.")
+    aggregate: Aggregate | None = Field(
+        None, description="Step scores to one solution score (default: min; last for the "
+        "combined scorers, whose last step weighs the whole solution)."
+    )
     weighted_vote: bool = Field(
         False, description="Sum solution scores per equivalent answer instead of taking the best."
     )
@@ -78,7 +82,8 @@ async def run(
         for s, a in zip(samples, extracted)
     ]
     scored = await prm.score(task.question, solutions)
-    scores = [aggregate(steps, cfg.aggregate) for steps in scored.scores]
+    how = cfg.aggregate or preferred_aggregate(prm)
+    scores = [aggregate(steps, how) for steps in scored.scores]
 
     book = VoteBook(answer_format)
 
@@ -93,8 +98,11 @@ async def run(
     result.votes = book.counts()
     result.scores = scores
     labels = scored.labels or [None] * len(samples)
-    for candidate, score, steps, named in zip(result.candidates, scores, scored.scores, labels):
+    parts = scored.parts or [None] * len(samples)
+    for candidate, score, steps, named, said in zip(
+            result.candidates, scores, scored.scores, labels, parts):
         candidate.score, candidate.step_scores, candidate.step_labels = score, steps, named
+        candidate.verifiers = said
     result.scorer, result.selected = prm_name, chosen
     if emit is not None:
         await emit.progress(

@@ -40,7 +40,7 @@ from pydantic import Field
 
 from ponder.core.aggregate import Aggregate, aggregate
 from ponder.core.generation import Generator, Prompt, Sample, Sampling, StopReason, TokenLogprob
-from ponder.core.scoring import ProcessRewardModel, Solution
+from ponder.core.scoring import ProcessRewardModel, Solution, preferred_aggregate
 from ponder.core.steps import STEP_DELIMITER, StepSpec
 from ponder.strategies.answers import AnswerFormat, states_final_answer
 from ponder.strategies.base import Emitter, StrategyResult, Task, TreeNode
@@ -67,7 +67,10 @@ class SearchConfig(SolutionsConfig):
         None, description="Step scorer: a configured PRM, or a reward-free one such as "
         "`mean-logprob` (default: the server's PRM).",
     )
-    aggregate: Aggregate = Field("min", description="Step scores to one solution score.")
+    aggregate: Aggregate | None = Field(
+        None, description="Step scores to one solution score (default: min; last for the "
+        "combined scorers, whose last step weighs the whole solution).",
+    )
     weighted_vote: bool = Field(
         False, description="Answer with the answer whose complete solutions carry the most "
         "score in total, instead of the best solution's.",
@@ -96,7 +99,8 @@ class SearchShape:
     """Continuations drawn for each kept node."""
     max_steps: int
     steps: StepSpec
-    aggregate: Aggregate
+    aggregate: Aggregate | None
+    """None: the scorer's preferred one."""
     weighted_vote: bool
     prompt: PromptStyle
     answer: AnswerFormat
@@ -201,7 +205,8 @@ class Search:
             labels = scored.labels or [None] * len(children)
             for child, step_scores, named in zip(children, scored.scores, labels):
                 child.step_scores, child.step_labels = tuple(step_scores), named
-                child.score = aggregate(step_scores, shape.aggregate)
+                child.score = aggregate(
+                    step_scores, shape.aggregate or preferred_aggregate(self.scorer))
             self._keep(children)
             frontier = [(n, n.subtree) for beam in self.beams for n in beam if not n.completed]
             if emit is not None:

@@ -39,7 +39,7 @@ def test_help_shows_real_defaults() -> None:
 @pytest.mark.parametrize(("argv", "named"), [
     (["--default-strategy", "telepathy"], "--default-strategy"),
     (["--prm", "a=step-checker", "--prm", "a=self-judge"], "given more than once"),
-    (["--prm", "mean-logprob=step-checker"], "reward-free"),
+    (["--prm", "mean-logprob=step-checker"], "built-in scorer"),
     (["--prm", "x=pooling"], "needs a model directory"),
     (["--default-prm", "nope"], "--default-prm"),
     (["--request-timeout", "0"], "--request-timeout"),

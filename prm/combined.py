@@ -1,0 +1,118 @@
+"""One verifier from many weak ones: ``prm: "combined"`` and
+``prm: "reward-free"``.
+
+Each weak verifier gives a solution one number in [0, 1]:
+
+* a step scorer the server has (the step checker, a PRM, the self-judge):
+  its lowest step score, since a chain is as good as its weakest step;
+* ``vote-share``: the share of the solutions scored together whose final
+  answer is this one's (the plain vote, as a score);
+* ``trace-confidence``: DeepConf's trace confidence (lowest group), mapped
+  to [0, 1];
+* ``self-certainty`` and ``mean-logprob``: the reward-free scorers' readings
+  of all the tokens so far.
+
+The combination is ``sigmoid(bias + sum(w_i * part_i))`` with weights that
+``ponder calibrate`` fits (:mod:`ponder.prm.combination`). It is causal: the
+score of step k reads only steps 1..k, so a search can pass known scores
+along; only a finished step with a final answer has a vote share, so
+solutions compare as wholes at their last step (``aggregate = "last"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from fractions import Fraction
+
+from ponder.core.confidence import TOP_K, trace_confidence
+from ponder.core.generation import TokenLogprob
+from ponder.core.policy import trace_part
+from ponder.core.scoring import ProcessRewardModel, Solution, StepScores
+from ponder.prm.combination import Weights
+from ponder.prm.reward_free import certainty, geometric_mean_probability
+from ponder.prm.step_checker import answer_value
+
+REWARD_FREE_PARTS = ("vote-share", "trace-confidence", "self-certainty", "mean-logprob")
+"""The parts every server can compute from the samples alone."""
+TRACE_WINDOW = 64
+"""Tokens per DeepConf group: short, so that one confused step shows in a
+short answer (DeepConf's 2048 suits long reasoning traces)."""
+NEUTRAL = 0.5
+
+
+class Combined:
+    aggregate = "last"
+    reads_logprobs: int | None = TOP_K
+
+    def __init__(self, weights: Mapping[str, float], judges: Mapping[str, ProcessRewardModel]):
+        """``weights``: part name (or ``bias``) to weight; ``judges``: the
+        step scorers among the parts, by name."""
+        names = tuple(name for name in weights if name != "bias")
+        self.weights = Weights(names, tuple(weights[n] for n in names), weights.get("bias", 0.0))
+        self.judges = {name: judges[name] for name in names if name in judges}
+
+    async def score(self, question: str, solutions: Sequence[Solution]) -> StepScores:
+        """The judges see every solution whole (``known`` dropped): their
+        part is a minimum over all steps, which the known combined scores
+        cannot give back."""
+        whole = [replace(s, known=()) for s in solutions]
+        judged = dict(zip(self.judges, await asyncio.gather(
+            *(judge.score(question, whole) for judge in self.judges.values()))))
+        shares = vote_shares([s.answer for s in solutions])
+        scores, parts = [], []
+        for index, solution in enumerate(solutions):
+            prefixes = [self._parts(solution, k, shares[index],
+                                    {n: j.scores[index] for n, j in judged.items()})
+                        for k in range(len(solution.known) + 1, len(solution.steps) + 1)]
+            scores.append([*solution.known,
+                           *(self.weights.score([p[n] for n in self.weights.names])
+                             for p in prefixes)])
+            parts.append(prefixes[-1] if prefixes else {})
+        return StepScores(scores, sum(j.tokens for j in judged.values()), parts=parts)
+
+    def _parts(self, solution: Solution, steps: int, share: float,
+               judged: Mapping[str, list[float]]) -> dict[str, float]:
+        """Every weighted part of the solution's first ``steps`` steps."""
+        tokens = [t for step in (solution.logprobs or ())[:steps] for t in step]
+        finished = steps == len(solution.steps) and solution.answer is not None
+        readings: dict[str, Callable[[], float]] = {
+            "vote-share": lambda: share if finished else 0.0,
+            "trace-confidence": lambda: _read(tokens, _trace),
+            "self-certainty": lambda: _read(tokens, certainty),
+            "mean-logprob": lambda: _read(tokens, geometric_mean_probability),
+        }
+        parts = {}
+        for name in self.weights.names:
+            if name in judged:
+                parts[name] = min(judged[name][:steps], default=NEUTRAL)
+            else:
+                parts[name] = readings[name]()
+        return parts
+
+
+def vote_shares(answers: Sequence[str | None]) -> list[float]:
+    """Each answer's share of all the solutions: numbers are compared by
+    value (``0.5`` is ``1/2``), anything else as trimmed, case-folded text;
+    a solution without an answer has no share."""
+    keys = [_answer_key(a) for a in answers]
+    count = len(answers) or 1
+    return [0.0 if key is None else sum(k == key for k in keys) / count for key in keys]
+
+
+def _answer_key(answer: str | None) -> Fraction | str | None:
+    if answer is None or not answer.strip():
+        return None
+    value = answer_value(answer)
+    return value if value is not None else answer.strip().casefold()
+
+
+def _read(tokens: Sequence[TokenLogprob], reading: Callable[[Sequence[TokenLogprob]], float]
+          ) -> float:
+    return reading(tokens) if tokens else NEUTRAL
+
+
+def _trace(tokens: Sequence[TokenLogprob]) -> float:
+    return trace_part(trace_confidence(tokens, "lowest_group", TRACE_WINDOW))
+
