@@ -23,6 +23,9 @@ from ponder.strategies.base import StrategyConfig
 
 SHIPPED_POLICY = Path(__file__).parent / "policies" / "embedded.json"
 """Fit by ``ponder calibrate`` for the embedded model (README: Calibration)."""
+EMBEDDED_PROMPT_STYLE: Literal["direct"] = "direct"
+"""The step-by-step instruction hurts SmolLM2-135M (ENGINE-NOTES' table;
+README: accuracy at the model's edge)."""
 EMBEDDED_STEP_DELIMITER = "\n"
 """SmolLM2 writes a step per line and seldom a blank line between (README:
 search at the model's edge)."""
@@ -67,6 +70,12 @@ class Settings(BaseSettings):
         description="Where a reasoning step ends for step-level search when a request does not "
         "say (default: a newline for the embedded model, which writes a step per line; a "
         "blank line otherwise, as math-tuned models write).",
+    )
+    prompt_style: Literal["cot", "direct"] | None = Field(
+        None,
+        description="How strategies that compare solutions prompt for them when a request does "
+        "not say (default: direct for the embedded model, which the step-by-step instruction "
+        "hurts; otherwise each strategy's own, cot).",
     )
     policy: Path | None = Field(
         None,
@@ -277,13 +286,30 @@ class Settings(BaseSettings):
             return self.step_delimiter
         return EMBEDDED_STEP_DELIMITER if self.is_embedded else STEP_DELIMITER
 
+    @property
+    def default_prompt_style(self) -> Literal["cot", "direct"] | None:
+        """None: each strategy's own default."""
+        if self.prompt_style is not None:
+            return self.prompt_style
+        return EMBEDDED_PROMPT_STYLE if self.is_embedded else None
+
     def with_server_defaults(self, config: StrategyConfig) -> StrategyConfig:
         """``config`` with the server's defaults where the request left a
-        field to them (the step delimiter of a search)."""
-        if "step_delimiter" in type(config).model_fields and (
-                "step_delimiter" not in config.model_fields_set):
-            return config.model_copy(update={"step_delimiter": self.search_step_delimiter})
-        return config
+        field to them (the step delimiter of a search, the prompt style)."""
+        fields, unset = type(config).model_fields, set(type(config).model_fields) - \
+            config.model_fields_set
+        update: dict[str, str] = {}
+        if "step_delimiter" in fields and "step_delimiter" in unset:
+            update["step_delimiter"] = self.search_step_delimiter
+        if "prompt" in fields and "prompt" in unset and self.default_prompt_style is not None:
+            update["prompt"] = self.default_prompt_style
+        if not update:
+            return config
+        defaulted = config.model_copy(update=update)
+        # A server default is not the client asking for the style by name
+        # (which, with JSON output, would make the CoT prompt an error).
+        defaulted.model_fields_set.discard("prompt")
+        return defaulted
 
     @property
     def is_embedded(self) -> bool:

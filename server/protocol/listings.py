@@ -27,6 +27,10 @@ class StrategyCard(BaseModel):
     description: str
     parameters: dict[str, Any]
     defaults: dict[str, Any]
+    policy: dict[str, Any] | None = Field(
+        None, description="`auto`: the calibrated policy in force: its source, probe, difficulty "
+        "bins with their choices per budget, and the combined verifiers' weights."
+    )
 
 
 class StrategyList(BaseModel):

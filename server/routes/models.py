@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter
 
+from ponder.core.policy import Policy
 from ponder.server.deps import ServiceDep
 from ponder.server.protocol.listings import ModelCard, ModelList, StrategyCard, StrategyList
 from ponder.server.serving import ALIAS_SEPARATOR
@@ -31,6 +33,15 @@ async def list_models(service: ServiceDep) -> ModelList:
     return ModelList(data=[base, *aliases])
 
 
+def _policy_shown(policy: Policy) -> dict[str, Any]:
+    return {
+        "source": policy.source,
+        "probe": {"samples": policy.probe.samples, "answer_below": policy.probe.answer_below},
+        "bins": [{"upper": b.upper, "choices": b.choices} for b in policy.bins],
+        "verifiers": policy.verifiers,
+    }
+
+
 @router.get("/v1/strategies", response_model=StrategyList)
 async def list_strategies(service: ServiceDep) -> StrategyList:
     cards = [
@@ -39,6 +50,8 @@ async def list_strategies(service: ServiceDep) -> StrategyList:
             description=strategy.summary,
             parameters=strategy.config.model_json_schema(),
             defaults=service.settings.with_server_defaults(strategy.config()).model_dump(),
+            policy=_policy_shown(service.settings.calibrated_policy)
+            if strategy.name == "auto" else None,
         )
         for strategy in STRATEGIES.values()
     ]

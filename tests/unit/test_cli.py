@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ponder.server.cli import _settings, main
-from ponder.server.config import Settings
+from ponder.server.config import SHIPPED_POLICY, Settings
 
 
 def _serve_args(*argv: str) -> Settings:
@@ -49,6 +53,24 @@ def test_a_bad_configuration_stops_the_server_before_it_starts(
 ) -> None:
     result = subprocess.run([sys.executable, "-m", "ponder.server.cli", "serve", *argv],
                             capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert named in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (lambda p: p["bins"][0].pop("upper"), "'bins[0].upper' is missing"),
+    (lambda p: p["bins"][0]["choices"].update({"8": "telepathy@8"}), "'bins[0].choices.8'"),
+    (lambda p: p["verifiers"]["combined"].update(oracle=1.0), "'verifiers.combined.oracle'"),
+])
+def test_a_malformed_policy_stops_the_server_naming_the_field(
+    tmp_path: Path, change: Callable[[dict[str, Any]], object], named: str
+) -> None:
+    policy = json.loads(SHIPPED_POLICY.read_text())
+    change(policy)
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+    result = subprocess.run([sys.executable, "-m", "ponder.server.cli", "serve",
+                             "--policy", str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert named in result.stderr and "Traceback" not in result.stderr
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ponder.server.config import Settings
+from ponder.strategies import best_of_n
 from ponder.strategies.base import Verifiers
 
 from ..asgi import asgi_app, asgi_client
@@ -23,6 +24,21 @@ def test_the_default_step_delimiter_follows_the_served_model(
     assert Settings(**settings).search_step_delimiter == expected
 
 
+@pytest.mark.parametrize(("settings", "request_fields", "expected", "explicit"), [
+    ({}, {}, "direct", False),  # the instruction hurts the embedded model
+    ({}, {"prompt": "cot"}, "cot", True),
+    ({"model": "/models/some-math-model"}, {}, "cot", False),
+    ({"model": "/models/m", "prompt_style": "direct"}, {}, "direct", False),
+])
+def test_the_default_prompt_follows_the_served_model(
+    settings: dict[str, str], request_fields: dict[str, str], expected: str, explicit: bool
+) -> None:
+    config = Settings(**settings).with_server_defaults(
+        best_of_n.Config(n=2, **request_fields))
+    assert config.prompt == expected
+    assert ("prompt" in config.model_fields_set) == explicit
+
+
 async def test_strategies_list_the_default_in_force_and_a_request_may_set_its_own() -> None:
     generator = ScriptedGenerator.of("Step one\nAnswer: 4")
     app = asgi_app(generator, Verifiers.of(default="judge", judge=ScriptedPRM({})),
@@ -38,8 +54,12 @@ async def test_strategies_list_the_default_in_force_and_a_request_may_set_its_ow
             "max_tokens": 16, "temperature": 0.7,
             "strategy": {"name": "beam_search", "step_delimiter": "##", "beam_width": 2}},
         )).json()
-    for name in ("beam_search", "dvts", "particle_filtering"):
+    for name in ("beam_search", "dvts", "particle_filtering", "auto"):
         assert cards[name]["defaults"]["step_delimiter"] == "@@"
+    policy = cards["auto"]["policy"]  # the policy in force, shown where auto is
+    assert policy["source"] and policy["bins"][-1]["upper"] == 1.0
+    assert set(policy["verifiers"]) >= {"combined", "reward-free"}
+    assert cards["best_of_n"]["policy"] is None
     assert cards["best_of_n"]["defaults"].get("step_delimiter") is None
     assert default["ponder"]["strategy"]["step_delimiter"] == "@@"
     assert own["ponder"]["strategy"]["step_delimiter"] == "##"
