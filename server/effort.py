@@ -32,15 +32,17 @@ DEFAULT_PRESETS: dict[str, str] = {
     "minimal": "none",
     "low": "none",
     "medium": "best_of_n?n=4&prompt=direct",
-    "high": "best_of_n?n=16&prompt=direct",
+    "high": "auto?n=16",
 }
 """One sample up to ``low``; the verifier-guided choice among four at
-``medium`` and among sixteen at ``high``: verification is where test-time
-compute pays on small models (a vote of four fell below one sample on the
-embedded model: 12.5% against 17.5%, README) (the right answer is among 16 samples far more often than
-one sample or the vote finds it: README, results). The messages go as they
-are (``prompt=direct``): a step-by-step instruction hurts small models, and
-a thinking model thinks by its template anyway."""
+``medium``; at ``high``, ``auto`` with up to sixteen samples' worth, spent
+as the calibrated policy says the question needs. Verification is where
+test-time compute pays on small models: the right answer is among 16
+samples far more often than one sample or the vote finds it, and a vote of
+four fell below one sample on the embedded model (12.5% against 17.5%,
+README). The messages go as they are (``prompt=direct``, auto's default
+too): a step-by-step instruction hurts small models, and a thinking model
+thinks by its template anyway."""
 
 
 def parse_preset(text: str) -> tuple[str, StrategyConfig]:

@@ -57,7 +57,7 @@ async def test_each_effort_level_runs_its_preset_and_says_so() -> None:
     assert medium["ponder"]["samples"] == 3 and low["ponder"]["samples"] == 1
     assert medium["usage"]["completion_tokens"] > low["usage"]["completion_tokens"]
     assert listing["efforts"]["medium"]["n"] == 3
-    assert listing["efforts"]["high"]["name"] == "best_of_n"
+    assert listing["efforts"]["high"]["name"] == "auto"
     # The level still reaches the chat template, as vLLM passes it.
     prompt = generator.calls[-1][0]
     assert dict(prompt.template_kwargs)["reasoning_effort"] == "medium"
@@ -76,4 +76,4 @@ async def test_an_explicit_strategy_or_alias_wins_over_the_effort() -> None:
 
 def test_a_small_server_starts_with_the_default_presets() -> None:
     # A default preset beyond --max-samples is refused per request, not at start.
-    assert Settings(max_samples=8).effort_presets["high"].max_samples == 16
+    assert Settings(max_samples=8).effort_presets["high"].max_samples == 160
