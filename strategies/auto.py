@@ -57,21 +57,29 @@ class Config(SolutionsConfig):
         return self.n * MAX_STEPS
 
 
+def search_expand(n: int) -> int:
+    """Continuations per line and step of a search with ``n`` per round: 4
+    (search-and-learn's), 2 under 8, so that a small search keeps two lines."""
+    return 4 if n >= 8 else 2 if n >= 2 else 1
+
+
 def choice_config(choice: str, base: Config | None = None) -> StrategyConfig:
     """The configuration a policy choice such as ``beam_search@16`` names:
     the one definition ``ponder calibrate`` measures and ``auto`` runs.
-    Searches continue 4 lines a step (2 at a budget under 8), best-of-N
-    scores with the combined verifier."""
-    base = base or Config()
+    Searches continue :func:`search_expand` lines a step, best-of-N scores
+    with the combined verifier. Prompt, answer format and step delimiter are
+    ``base``'s (auto's, with the server's defaults), else left unset for the
+    server to fill."""
     name, _, size = choice.partition("@")
     n = int(size)
-    expand = 4 if n >= 8 else 2 if n >= 2 else 1
-    shared: dict[str, Any] = {"prompt": base.prompt, "answer": base.answer}
-    search = {**shared, "step_delimiter": base.step_delimiter}
+    expand = search_expand(n)
+    shared: dict[str, Any] = {} if base is None else {"prompt": base.prompt,
+                                                      "answer": base.answer}
+    search = shared if base is None else {**shared, "step_delimiter": base.step_delimiter}
     if name == "self_consistency":
         return self_consistency.Config(n=n, **shared)
     if name == "best_of_n":
-        return best_of_n.Config(n=n, prm=base.prm, **shared)
+        return best_of_n.Config(n=n, prm=base.prm if base else "combined", **shared)
     if name == "beam_search":
         return beam_search.Config(beam_width=max(1, n // expand), expand=expand, **search)
     if name == "dvts":
