@@ -1,0 +1,188 @@
+"""``ponder calibrate``: measure strategies and verifiers on the user's own
+questions, then fit the policy ``auto`` and the combined verifiers follow.
+
+What it asks the server, per question (temperature 0.7, the server's
+defaults for everything a new user would not set):
+
+* ``samples@16``: one best-of-N request of 16 whole samples scored by the
+  combined verifier, with every candidate's answer, tokens and verifier
+  parts. The first 4 are the probe; the first n give the vote and
+  best-of-N at every n <= 16 offline, with any weights, at no further cost.
+* each search in the grid (``particle_filtering@16`` by default): its
+  answer and tokens, as ``auto`` would run it
+  (:func:`~ponder.strategies.auto.choice_config`).
+
+Results are appended per question and run to ``records.jsonl`` in the work
+directory, so a stopped run continues where it stopped. The fit is in
+:mod:`ponder.bench.calibrate_fit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from ponder.bench.problems import LEVELS, Problem, from_jsonl, generated
+from ponder.strategies.answers import answers_equivalent
+from ponder.strategies.auto import choice_config
+
+SAMPLES = "samples@16"
+PROBE = 4
+TEMPERATURE = 0.7
+DEFAULT_GRID = ("particle_filtering@16",)
+"""What ``auto`` escalates to at the largest budget: the samples give every
+vote and best-of-N; one search fits 200 questions in an hour on 2 cores."""
+FULL_GRID = tuple(f"{name}@{n}" for name in ("beam_search", "dvts", "particle_filtering")
+                  for n in (4, 8, 16))
+SEARCH_COST = {"beam_search": 1.8, "dvts": 1.3, "particle_filtering": 1.1}
+"""Tokens a search draws per continuation, over a whole sample's (README:
+search at the model's edge; particle filtering's one step per particle)."""
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str
+    question: str
+    answer: str
+
+
+def load_questions(specs: Sequence[str]) -> list[Question]:
+    """Each spec is a JSONL file of ``{question, answer}`` (GSM8K's too), a
+    ``FILE:COUNT`` slice of one, or ``gen:LEVEL:COUNT:SEED`` (bench's seeded
+    generated sets)."""
+    problems: list[Problem] = []
+    for spec in specs:
+        if spec.startswith("gen:"):
+            _, level, count, seed = spec.split(":")
+            if level not in LEVELS:
+                raise ValueError(f"{spec}: level must be one of {', '.join(LEVELS)}")
+            problems += generated(level, int(count), seed=int(seed))  # type: ignore[arg-type]
+        else:
+            path, _, count = spec.partition(":")
+            problems += from_jsonl(Path(path), int(count) if count else None)
+    return [Question(hashlib.sha1(p.question.encode()).hexdigest()[:12], p.question, p.answer)
+            for p in problems]
+
+
+class Records:
+    """What was measured, one JSON line per question and run, appended as it
+    arrives (a stopped run loses at most the requests in flight)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done: dict[tuple[str, str], dict[str, Any]] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    self.done[row["key"], row["run"]] = row
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.done[row["key"], row["run"]] = row
+        with self.path.open("a") as out:
+            out.write(json.dumps(row) + "\n")
+
+
+def request_body(model: str, question: Question, run: str, seed: int,
+                 max_tokens: int) -> dict[str, Any]:
+    config = choice_config("best_of_n@16" if run == SAMPLES else run)
+    strategy = {"name": config.model_dump()["name"], **config.model_dump(exclude_unset=True)}
+    return {"model": model, "messages": [{"role": "user", "content": question.question}],
+            "max_tokens": max_tokens, "temperature": TEMPERATURE, "seed": seed,
+            "include_candidates": True, "strategy": strategy}
+
+
+def _samples_row(question: Question, body: dict[str, Any]) -> dict[str, Any]:
+    samples = [{
+        "answer": c.get("answer"), "tokens": c["tokens"], "parts": c.get("verifiers") or {},
+        "correct": c.get("answer") is not None and answers_equivalent(c["answer"],
+                                                                      question.answer),
+    } for c in body["ponder"]["candidates"]]
+    return {"key": question.key, "run": SAMPLES, "answer": question.answer, "samples": samples}
+
+
+def _search_row(question: Question, run: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = body["ponder"].get("answer")
+    return {"key": question.key, "run": run, "answer": answer,
+            "tokens": body["usage"]["completion_tokens"],
+            "correct": answer is not None and answers_equivalent(answer, question.answer)}
+
+
+async def collect(base_url: str, model: str, questions: Sequence[Question],
+                  grid: Sequence[str], records: Records, concurrency: int, max_tokens: int,
+                  api_key: str | None = None) -> float:
+    """Every measurement not yet in ``records``; returns the seconds spent."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(1800),
+                                 headers=headers) as client:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def ask(question: Question, run: str, seed: int) -> dict[str, Any]:
+            async with gate:
+                response = await client.post("/v1/chat/completions", json=request_body(
+                    model, question, run, seed, max_tokens))
+                response.raise_for_status()
+                return response.json()
+
+        head = questions[:max(1, min(8, len(questions)))]  # the token rate, measured first
+        tokens = await _stage(head, SAMPLES, records, ask, _samples_row)
+        _print_estimate(questions, grid, records, tokens, time.perf_counter() - started)
+        await _stage(questions, SAMPLES, records, ask, _samples_row)
+        for run in grid:
+            await _stage(questions, run, records, ask,
+                         lambda q, body, run=run: _search_row(q, run, body))
+    return time.perf_counter() - started
+
+
+async def _stage(questions: Sequence[Question], run: str, records: Records, ask: Any,
+                 row_of: Any) -> int:
+    """Asks for what is not yet recorded; returns the tokens it generated."""
+    todo = [(i, q) for i, q in enumerate(questions) if (q.key, run) not in records.done]
+    bar = tqdm(total=len(questions), initial=len(questions) - len(todo), desc=run,
+               unit="question")
+    generated = 0
+
+    async def one(seed: int, question: Question) -> None:
+        nonlocal generated
+        body = await ask(question, run, seed)
+        generated += body["usage"]["completion_tokens"]
+        records.add(row_of(question, body))
+        bar.update()
+
+    await asyncio.gather(*(one(seed, q) for seed, q in todo))
+    bar.close()
+    return generated
+
+
+def _print_estimate(questions: Sequence[Question], grid: Sequence[str], records: Records,
+                    tokens: int, seconds: float) -> None:
+    """How long the run and the full grid will take, from the first
+    questions' token rate (a search's tokens over a sample's: SEARCH_COST).
+    A resumed run that generated nothing yet has no rate to go by."""
+    rows = [records.done[q.key, SAMPLES] for q in questions if (q.key, SAMPLES) in records.done]
+    per_sample = fmean(s["tokens"] for r in rows for s in r["samples"])
+    if tokens == 0:
+        print("resumed: the first questions were already measured; no rate to estimate from")
+        return
+    rate = tokens / seconds
+    samples_tokens = 16 * per_sample * len(questions)
+
+    def minutes(runs: Sequence[str]) -> float:
+        searches = sum(SEARCH_COST[r.split("@")[0]] * int(r.split("@")[1]) for r in runs)
+        return (samples_tokens + searches * per_sample * len(questions)) / rate / 60
+
+    print(f"{per_sample:.0f} tokens a sample at {rate:.0f} tokens/s: samples and "
+          f"{', '.join(grid)} on {len(questions)} questions take about {minutes(grid):.0f} "
+          f"min; the full grid (beam_search, dvts, particle_filtering at 4, 8 and 16) would "
+          f"take about {minutes(FULL_GRID):.0f} min.", flush=True)

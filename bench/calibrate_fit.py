@@ -1,0 +1,272 @@
+"""From measurements to a policy: what ``ponder calibrate`` fits on its
+training split and reports on its held-out split.
+
+Everything whole samples can give is computed offline from each question's
+16 recorded samples, as their first n: the vote, best-of-N under any
+weights, pass@n, and the probe (the first 4). Searches are what the
+server recorded. A question's cost is its generated tokens; ``auto``'s
+includes its probe.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from statistics import fmean
+from typing import Any
+
+from ponder.bench.accuracy import wilson_interval
+from ponder.bench.calibrate import PROBE, SAMPLES
+from ponder.core.frontier import Measurement, choose_per_bin
+from ponder.core.policy import SIGNALS, Bin, Policy, Probe, probe_signals
+from ponder.prm.combination import Weights, fit_with_labels, fit_without_labels
+from ponder.prm.combined import REWARD_FREE_PARTS, vote_shares
+from ponder.strategies.answers import answers_equivalent
+
+COMBINED_PARTS = ("step-checker", *REWARD_FREE_PARTS)
+POOLED_SIZES = (4, 8, 16)
+BUDGETS = (4, 8, 16)
+BINS = 3
+SLACK = 1.1
+"""A budget of n samples buys n samples' mean tokens, give or take this."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    correct: bool
+    tokens: int
+
+
+@dataclass
+class Question:
+    key: str
+    samples: list[dict[str, Any]]
+    searches: dict[str, Outcome]
+
+    def first(self, n: int) -> list[dict[str, Any]]:
+        return self.samples[:n]
+
+
+def questions_from(records: Mapping[tuple[str, str], dict[str, Any]]) -> list[Question]:
+    found: dict[str, Question] = {}
+    for (key, run), row in records.items():
+        if run == SAMPLES:
+            found.setdefault(key, Question(key, [], {})).samples = row["samples"]
+    for (key, run), row in records.items():
+        if run != SAMPLES and key in found:
+            found[key].searches[run] = Outcome(row["correct"], row["tokens"])
+    return [q for q in found.values() if len(q.samples) >= max(POOLED_SIZES)]
+
+
+def split(questions: Sequence[Question], train_share: float, seed: int
+          ) -> tuple[list[Question], list[Question]]:
+    shuffled = sorted(questions, key=lambda q: q.key)
+    random.Random(seed).shuffle(shuffled)
+    cut = round(len(shuffled) * train_share)
+    return shuffled[:cut], shuffled[cut:]
+
+
+# --- what whole samples give, offline --------------------------------------
+
+def _tokens(samples: Sequence[dict[str, Any]]) -> int:
+    return sum(s["tokens"] for s in samples)
+
+
+def vote(samples: Sequence[dict[str, Any]]) -> Outcome:
+    """The plain vote: the largest group of equivalent answers (the first
+    seen on a tie)."""
+    groups: list[list[dict[str, Any]]] = []
+    for sample in samples:
+        if sample["answer"] is None:
+            continue
+        group = next((g for g in groups if answers_equivalent(g[0]["answer"], sample["answer"])),
+                     None)
+        if group is None:
+            groups.append([sample])
+        else:
+            group.append(sample)
+    best = max(groups, key=len, default=None)
+    return Outcome(best is not None and best[0]["correct"], _tokens(samples))
+
+
+def rows(samples: Sequence[dict[str, Any]], names: Sequence[str]) -> list[list[float]]:
+    """Each sample's parts, with its vote share recomputed over ``samples``
+    (as the server computes it over the solutions it scores together)."""
+    shares = vote_shares([s["answer"] for s in samples])
+    return [[share if n == "vote-share" else s["parts"].get(n, 0.5) for n in names]
+            for s, share in zip(samples, shares)]
+
+
+def best_of(samples: Sequence[dict[str, Any]], score: Callable[[list[float]], float],
+            names: Sequence[str]) -> Outcome:
+    scores = [score(row) for row in rows(samples, names)]
+    chosen = max(range(len(samples)), key=lambda i: (scores[i], -i))
+    return Outcome(samples[chosen]["correct"], _tokens(samples))
+
+
+def pass_at(samples: Sequence[dict[str, Any]]) -> Outcome:
+    return Outcome(any(s["correct"] for s in samples), _tokens(samples))
+
+
+# --- the fit -----------------------------------------------------------------
+
+@dataclass
+class Fit:
+    combined: Weights
+    reward_free: Weights
+    combined_unlabelled: Weights
+    reward_free_unlabelled: Weights
+    difficulty: Weights
+    policy: Policy
+    bins: list[list[Measurement]]
+    """Per bin, what each strategy measured on the training questions in it."""
+
+
+def fit_verifiers(train: Sequence[Question], names: Sequence[str]) -> tuple[Weights, Weights]:
+    features = [row for q in train for row in rows(q.samples, names)]
+    labels = [s["correct"] for q in train for s in q.samples]
+    return fit_with_labels(names, features, labels), fit_without_labels(names, features)
+
+
+def signals_of(question: Question) -> dict[str, float]:
+    probe = question.first(PROBE)
+    return probe_signals([s["answer"] for s in probe], [s["parts"] for s in probe],
+                         [s["tokens"] for s in probe], answers_equivalent)
+
+
+def outcome(question: Question, strategy: str, combined: Weights) -> Outcome | None:
+    """What ``strategy`` (as ``auto`` runs it: probe included) did on the
+    question; None for a search it was not measured with."""
+    name, _, size = strategy.partition("@")
+    n = int(size)
+    if name == "self_consistency":
+        return vote(question.first(n))
+    if name == "best_of_n":
+        return best_of(question.first(n), combined.score, combined.names)
+    searched = question.searches.get(strategy)
+    if searched is None:
+        return None
+    return Outcome(searched.correct, searched.tokens + _tokens(question.first(PROBE)))
+
+
+def strategies(grid: Sequence[str]) -> list[str]:
+    return [f"{name}@{n}" for name in ("self_consistency", "best_of_n") for n in POOLED_SIZES
+            ] + list(grid)
+
+
+def measurements(questions: Sequence[Question], grid: Sequence[str], combined: Weights
+                 ) -> list[Measurement]:
+    found = []
+    for strategy in strategies(grid):
+        outcomes = [o for q in questions if (o := outcome(q, strategy, combined)) is not None]
+        if outcomes:
+            found.append(Measurement(strategy, fmean(o.correct for o in outcomes),
+                                     fmean(o.tokens for o in outcomes), len(outcomes)))
+    return found
+
+
+def fit(train: Sequence[Question], grid: Sequence[str], source: str) -> Fit:
+    combined, combined_unlabelled = fit_verifiers(train, COMBINED_PARTS)
+    reward_free, reward_free_unlabelled = fit_verifiers(train, REWARD_FREE_PARTS)
+    probe_rows = [[signals_of(q)[s] for s in SIGNALS] for q in train]
+    probe_right = [outcome(q, f"best_of_n@{PROBE}", combined).correct for q in train]  # type: ignore[union-attr]
+    difficulty = fit_with_labels(SIGNALS, probe_rows, probe_right)
+    estimates = sorted(1 - difficulty.score(row) for row in probe_rows)
+    uppers = [estimates[len(estimates) * (i + 1) // BINS - 1] for i in range(BINS - 1)] + [1.0]
+    uppers = sorted(set(uppers))
+    per_bin: list[list[Question]] = [[] for _ in uppers]
+    for question, row in zip(train, probe_rows):
+        d = 1 - difficulty.score(row)
+        per_bin[next(i for i, u in enumerate(uppers) if d <= u)].append(question)
+    per_sample = fmean(s["tokens"] for q in train for s in q.samples)
+    bins = [measurements(qs, grid, combined) for qs in per_bin]
+    choices: dict[int, dict[int, str]] = {b: {} for b in range(len(uppers))}
+    for budget in BUDGETS:
+        chosen = choose_per_bin(dict(enumerate(bins)), budget * per_sample * SLACK,
+                                fallback=f"self_consistency@{PROBE}")
+        for b, choice in chosen.items():
+            choices[b][budget] = choice.strategy
+    policy_bins = tuple(Bin(u, choices[b]) for b, u in enumerate(uppers))
+    weights = {"bias": difficulty.bias, **dict(zip(difficulty.names, difficulty.weights))}
+    draft = Policy(source, Probe(PROBE, 0.0), weights, policy_bins, {})
+    answer_below = _answer_below(train, draft, combined)
+    return Fit(combined, reward_free, combined_unlabelled, reward_free_unlabelled, difficulty,
+               Policy(source, Probe(PROBE, answer_below), weights, policy_bins,
+                      {"combined": _as_weights(combined),
+                       "reward-free": _as_weights(reward_free)}), bins)
+
+
+def _as_weights(weights: Weights) -> dict[str, float]:
+    return {"bias": round(weights.bias, 4),
+            **{n: round(w, 4) for n, w in zip(weights.names, weights.weights)}}
+
+
+def _answer_below(train: Sequence[Question], policy: Policy, combined: Weights) -> float:
+    """The highest difficulty under which the probe's answer is as good as
+    escalating at the largest budget (within 2 points, on at least 5
+    questions): below it, more compute buys nothing."""
+    scored = sorted((policy.difficulty_of(signals_of(q)), q) for q in train)
+    best = 0.0
+    for index in range(5, len(scored) + 1):
+        easy = [q for _, q in scored[:index]]
+        probe = fmean(outcome(q, f"best_of_n@{PROBE}", combined).correct for q in easy)  # type: ignore[union-attr]
+        escalated = [_auto(q, policy, combined, max(BUDGETS)) for q in easy]
+        if probe + 0.02 >= fmean(o.correct for o in escalated if o is not None):
+            best = scored[index - 1][0] + 1e-9
+    return round(best, 4)
+
+
+def _auto(question: Question, policy: Policy, combined: Weights, budget: int) -> Outcome | None:
+    d = policy.difficulty_of(signals_of(question))
+    probe = outcome(question, f"best_of_n@{PROBE}", combined)
+    if d < policy.probe.answer_below:
+        return probe
+    choice = policy.bin_of(d)[1].choice_for(budget)
+    if choice is None:
+        return probe
+    name, _, size = choice.partition("@")
+    if name in ("self_consistency", "best_of_n") and int(size) <= PROBE:
+        return probe
+    return outcome(question, choice, combined)
+
+
+# --- the held-out report -----------------------------------------------------
+
+def _row(name: str, outcomes: Sequence[Outcome | None]) -> dict[str, Any]:
+    kept = [o for o in outcomes if o is not None]
+    right = sum(o.correct for o in kept)
+    low, high = wilson_interval(right, len(kept))
+    return {"run": name, "questions": len(kept),
+            "accuracy": round(right / len(kept), 4) if kept else 0.0,
+            "ci95": [round(low, 4), round(high, 4)],
+            "tokens": round(fmean(o.tokens for o in kept), 1) if kept else 0.0}
+
+
+def held_out_report(held_out: Sequence[Question], grid: Sequence[str], result: Fit
+                    ) -> list[dict[str, Any]]:
+    """Every fixed strategy, ``auto`` at each budget, and best-of-N under
+    every verifier, labelled and label-free combinations, and pass@n."""
+    table = [_row(s, [outcome(q, s, result.combined) for q in held_out])
+             for s in strategies(grid)]
+    table += [_row(f"auto@{b}", [_auto(q, result.policy, result.combined, b) for q in held_out])
+              for b in BUDGETS]
+    verifiers: dict[str, Weights] = {
+        "combined": result.combined, "combined (label-free)": result.combined_unlabelled,
+        "reward-free": result.reward_free,
+        "reward-free (label-free)": result.reward_free_unlabelled,
+        **{part: Weights((part,), (1.0,)) for part in COMBINED_PARTS},
+    }
+    for n in (8, 16):
+        table += [_row(f"bon[{name}]@{n}", [best_of(q.first(n), w.score, w.names)
+                                            for q in held_out]) for name, w in verifiers.items()]
+        table.append(_row(f"pass@{n}", [pass_at(q.first(n)) for q in held_out]))
+    return table
+
+
+def print_table(table: Sequence[dict[str, Any]]) -> None:
+    print(f"{'run':34}{'accuracy':>10}{'95% CI':>14}{'tokens':>9}{'questions':>11}")
+    for row in table:
+        ci = f"{row['ci95'][0]:.2f}-{row['ci95'][1]:.2f}"
+        print(f"{row['run']:34}{row['accuracy']:>10.3f}{ci:>14}{row['tokens']:>9.0f}"
+              f"{row['questions']:>11}")

@@ -1,0 +1,91 @@
+"""``ponder calibrate``'s fit and report on recorded measurements (no
+engine): easy questions (the samples agree, and are right) and hard ones
+(few right samples, which only the step checker recognises, and a search
+that finds the answer)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from ponder.bench.calibrate import SAMPLES, Question, Records, load_questions, request_body
+from ponder.bench.calibrate_cli import _policy_file
+from ponder.bench.calibrate_fit import fit, held_out_report, questions_from, split
+from ponder.core.policy import parse_policy
+
+GRID = ["particle_filtering@16"]
+
+
+def _sample(rng: random.Random, right: bool, answer: str) -> dict[str, Any]:
+    return {"answer": answer, "tokens": rng.randint(40, 80), "correct": right,
+            "parts": {"step-checker": rng.uniform(0.7, 1.0) if right else rng.uniform(0, 0.5),
+                      "trace-confidence": rng.uniform(0.3, 0.7),
+                      "self-certainty": rng.uniform(0.3, 0.7),
+                      "mean-logprob": rng.uniform(0.3, 0.7), "vote-share": 0.0}}
+
+
+def _records(count: int = 80, seed: int = 1) -> dict[tuple[str, str], dict[str, Any]]:
+    rng = random.Random(seed)
+    records: dict[tuple[str, str], dict[str, Any]] = {}
+    for index in range(count):
+        key, easy = f"q{index}", index % 2 == 0
+        samples = [
+            _sample(rng, True, "7") if easy or rng.random() < 0.2
+            else _sample(rng, False, str(rng.randint(10, 99)))
+            for _ in range(16)
+        ]
+        records[key, SAMPLES] = {"key": key, "run": SAMPLES, "samples": samples}
+        records[key, GRID[0]] = {"key": key, "run": GRID[0], "correct": easy or rng.random() < 0.5,
+                                 "tokens": rng.randint(900, 1200)}
+    return records
+
+
+def test_the_fit_trusts_the_probe_on_easy_questions_and_the_checker_on_hard_ones() -> None:
+    train, held_out = split(questions_from(_records()), 0.7, seed=0)
+    result = fit(train, GRID, "test")
+    weights = dict(zip(result.combined.names, result.combined.weights))
+    assert weights["step-checker"] > max(abs(weights[n]) for n in
+                                         ("trace-confidence", "self-certainty", "mean-logprob"))
+    # Agreement in the probe means an easy question.
+    assert result.policy.difficulty["agreement"] > 0
+    table = {row["run"]: row for row in held_out_report(held_out, GRID, result)}
+    assert table["bon[combined]@16"]["accuracy"] >= table["self_consistency@16"]["accuracy"]
+    assert table["bon[combined]@16"]["accuracy"] <= table["pass@16"]["accuracy"]
+    assert table["auto@16"]["tokens"] < table["best_of_n@16"]["tokens"]
+    # The policy file reads back as the server would read it.
+    policy = parse_policy(_policy_file(result, {"table": list(table.values())}), "test")
+    assert policy.bins[-1].upper == 1.0 and set(policy.verifiers) == {"combined", "reward-free"}
+
+
+def test_label_free_weights_also_favour_the_checker_over_noise() -> None:
+    train, _ = split(questions_from(_records()), 0.7, seed=0)
+    unlabelled = fit(train, GRID, "test").combined_unlabelled
+    weights = dict(zip(unlabelled.names, unlabelled.weights))
+    assert weights["step-checker"] > weights["self-certainty"]
+
+
+def test_records_resume_where_they_stopped(tmp_path: Path) -> None:
+    records = Records(tmp_path / "records.jsonl")
+    records.add({"key": "a", "run": SAMPLES, "samples": []})
+    records.add({"key": "b", "run": GRID[0], "correct": True, "tokens": 3})
+    again = Records(tmp_path / "records.jsonl")
+    assert set(again.done) == {("a", SAMPLES), ("b", GRID[0])}
+
+
+def test_questions_come_from_files_and_generated_sets(tmp_path: Path) -> None:
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"question": "1 + 1?", "answer": "x\n#### 2"}) + "\n")
+    questions = load_questions([str(data), "gen:one-op:3:5"])
+    assert [q.answer for q in questions][0] == "2" and len(questions) == 4
+    assert len({q.key for q in questions}) == 4
+
+
+def test_a_request_is_what_auto_runs() -> None:
+    question = Question("k", "2 + 2?", "4")
+    samples = request_body("m", question, SAMPLES, 3, 160)["strategy"]
+    search = request_body("m", question, "beam_search@16", 3, 160)["strategy"]
+    assert samples == {"name": "best_of_n", "n": 16, "prm": "combined"}
+    # The prompt and step delimiter are left to the server's defaults.
+    assert search == {"name": "beam_search", "beam_width": 4, "expand": 4}
