@@ -33,7 +33,7 @@ from ponder.core.aggregate import Aggregate
 from ponder.core.generation import Generator, Prompt
 from ponder.core.scoring import ProcessRewardModel
 from ponder.strategies.base import Emitter, StrategyResult, Task
-from ponder.strategies.search import Node, Search, SearchConfig, SearchShape, run_search
+from ponder.strategies.search import Lane, Node, Search, SearchConfig, SearchShape, run_search
 
 Resampling = Literal["multinomial", "systematic"]
 SCORE_FLOOR = 1e-6
@@ -134,19 +134,20 @@ class ParticleFilter(Search):
             await super().run(emit)
 
     async def _expand(
-        self, prompt: Prompt, frontier: Sequence[tuple[Node | None, int]], last_round: bool
+        self, prompt: Prompt, frontier: Sequence[tuple[Node | None, int]], last_round: bool,
+        lane: Lane,
     ) -> list[Node]:
         """In a Gibbs iteration, the reference takes one slot as it was: its
         parent's slot gets its next node instead of a new step."""
         depth, self._depth = self._depth, self._depth + 1
         if depth >= len(self.reference):
-            return await super()._expand(prompt, frontier, last_round)
+            return await super()._expand(prompt, frontier, last_round, lane)
         anchor = self._anchor = self.reference[depth]
         rest = list(frontier)
         slot = next((i for i, (node, _) in enumerate(rest) if node is anchor.parent), None)
         if slot is not None:
             del rest[slot]
-        return [*await super()._expand(prompt, rest, last_round), anchor]
+        return [*await super()._expand(prompt, rest, last_round, lane), anchor]
 
     def _best_path(self) -> list[Node]:
         population = self.beams[0]
@@ -159,8 +160,9 @@ class ParticleFilter(Search):
             node = node.parent
         return path[::-1]
 
-    def _keep(self, children: list[Node]) -> None:
-        # Complete particles keep their place (and their copies) as they were.
+    def _keep(self, children: list[Node], subtrees: Sequence[int] = (0,)) -> None:
+        # One population (one subtree). Complete particles keep their place
+        # (and their copies) as they were.
         population = [n for n in self.beams[0] if n.completed] + children
         normalised = weights([n.step_scores[-1] if n.step_scores else 0.0 for n in population],
                              self.cfg.weight_temperature)

@@ -47,6 +47,7 @@ from ponder.strategies.base import Emitter, StrategyResult, Task, TreeNode
 from ponder.strategies.fanout import check_distinct
 from ponder.strategies.prompts import PromptStyle, apply_prompt, splitter_for
 from ponder.strategies.sampled import SampledAnswers, SolutionsConfig
+from ponder.strategies.scoring_batcher import ScoringBatcher
 from ponder.strategies.selection import select
 from ponder.strategies.voting import VoteBook
 
@@ -88,6 +89,27 @@ class SearchConfig(SolutionsConfig):
 
 MAX_BLANK_STEPS = 3
 """Whitespace-only steps a sample may go past before it is dropped."""
+BLANK_STEP_SEED = 7919
+"""Added to a seeded sample's seed to go on past a blank step (a prime, so
+it does not land on a sibling's seed)."""
+LANE_SEEDS = 1_000_003
+"""Seeds a lane may use before the next lane's begin: lanes draw at once,
+so each counts its own from its own offset and a seeded search repeats."""
+
+
+@dataclass
+class Lane:
+    """Subtrees that advance together (all of beam search's one; each of
+    DVTS's alone), and the seeds their samples take."""
+
+    subtrees: tuple[int, ...]
+    index: int
+    drawn: int = 0
+
+    def seed(self, base: int | None, n: int) -> int | None:
+        """The first seed of the next ``n`` samples (None: unseeded)."""
+        first, self.drawn = self.drawn, self.drawn + n
+        return None if base is None else base + self.index * LANE_SEEDS + first
 
 
 @dataclass(frozen=True)
@@ -184,57 +206,92 @@ class Search:
         the leading line for a progress report."""
         self.nodes: list[Node] = []
         self.beams: list[list[Node]] = [[] for _ in range(shape.subtrees)]
+        self.batcher = ScoringBatcher(scorer, task.question)
         self._ids = itertools.count()
-        self._samples_drawn = 0
 
     async def run(self, emit: Emitter | None) -> None:
+        """The first round expands the prompt once for every slot, in one
+        request. Then lines that are compared with one another advance
+        together, and lines that never are (DVTS's subtrees) each on their
+        own, so no subtree waits for another's slowest step; steps that
+        arrive close together, from any of them, are still scored in one
+        call."""
         prompt = await self.gen.render(apply_prompt(self.task.prompt, self.shape.prompt))
-        shape = self.shape
-        # The prompt fills every slot of every subtree in the first round.
-        frontier: list[tuple[Node | None, int]] = [
-            (None, subtree) for subtree in range(shape.subtrees) for _ in range(shape.width)
-        ]
-        for round_index in range(shape.max_steps):
-            last_round = round_index == shape.max_steps - 1
-            children = await self._expand(prompt, frontier, last_round)
-            if not children:
-                break  # nothing more could be generated: the budget is spent
-            scored = await self.scorer.score(
-                self.task.question, [child.solution() for child in children]
-            )
-            labels = scored.labels or [None] * len(children)
-            for child, step_scores, named in zip(children, scored.scores, labels):
-                child.step_scores, child.step_labels = tuple(step_scores), named
-                child.score = aggregate(
-                    step_scores, shape.aggregate or preferred_aggregate(self.scorer))
-            self._keep(children)
-            frontier = [(n, n.subtree) for beam in self.beams for n in beam if not n.completed]
-            if emit is not None:
-                await emit.progress(self._progress(round_index + 1, len(frontier)))
-                await emit.tree(self.tree(lambda node: node.answer))
-            if not frontier:
-                break
+        everyone = Lane(tuple(range(self.shape.subtrees)), 0)
+        first = [(None, subtree) for subtree in everyone.subtrees for _ in range(self.shape.width)]
+        lanes = [Lane((s,), s + 1) for s in everyone.subtrees] if self.shape.width == 1 \
+            else [everyone]
+        try:
+            if not await self._round(prompt, everyone, first, 0, emit):
+                return
+            advancing = [asyncio.create_task(self._advance(prompt, lane, emit)) for lane in lanes]
+            try:
+                await asyncio.gather(*advancing)
+            finally:  # one lane's failure, or the client leaving, ends every lane
+                for task in advancing:
+                    task.cancel()
+        finally:
+            await self.batcher.close()
+
+    async def _advance(self, prompt: Prompt, lane: Lane, emit: Emitter | None) -> None:
+        """One lane's rounds after the first, until its lines are complete."""
+        for round_index in range(1, self.shape.max_steps):
+            frontier = [(n, n.subtree) for s in lane.subtrees for n in self.beams[s]
+                        if not n.completed]
+            if not frontier or not await self._round(prompt, lane, frontier, round_index, emit):
+                return
+
+    async def _round(self, prompt: Prompt, lane: Lane, frontier: list[tuple[Node | None, int]],
+                     round_index: int, emit: Emitter | None) -> bool:
+        """Expand every kept line of the lane, keep the best; False when
+        nothing more could be generated (the budget is spent)."""
+        last_round = round_index == self.shape.max_steps - 1
+        children = await self._expand(prompt, frontier, last_round, lane)
+        if not children:
+            return False
+        self._keep(children, lane.subtrees)
+        if emit is not None:
+            alive = sum(not n.completed for s in lane.subtrees for n in self.beams[s])
+            await emit.progress(self._progress(round_index + 1, lane, alive))
+            await emit.tree(self.tree(lambda node: node.answer))
+        return True
 
     async def _expand(
-        self, prompt: Prompt, frontier: Sequence[tuple[Node | None, int]], last_round: bool
+        self, prompt: Prompt, frontier: Sequence[tuple[Node | None, int]], last_round: bool,
+        lane: Lane,
     ) -> list[Node]:
         """One engine request per distinct node of the frontier, all at once;
         a node that fills several slots (the prompt, in the first round) asks
-        for all their continuations in that one request."""
+        for all their continuations in that one request. Each request's new
+        steps go to the scorer as soon as it returns, so scoring overlaps the
+        requests still generating."""
         slots: dict[int, tuple[Node | None, list[int]]] = {}
         for node, subtree in frontier:
             slots.setdefault(id(node), (node, []))[1].append(subtree)
-        requests = []
-        for node, subtrees in slots.values():
-            n = len(subtrees) * self.shape.expand
-            requests.append(self._continue(prompt, node, n, last_round))
-        generations = await asyncio.gather(*requests)
-        children = []
-        for (node, subtrees), samples in zip(slots.values(), generations):
-            for index, sample in enumerate(samples):
-                if self._adds_something(sample):
-                    children.append(self._child(node, subtrees[index // self.shape.expand], sample))
-        return children
+
+        async def grow(node: Node | None, subtrees: list[int], seed: int | None) -> list[Node]:
+            samples = await self._continue(prompt, node, len(subtrees) * self.shape.expand,
+                                           last_round, seed)
+            children = [self._child(node, subtrees[index // self.shape.expand], sample)
+                        for index, sample in enumerate(samples) if self._adds_something(sample)]
+            await self._score(children)
+            return children
+
+        grown = await asyncio.gather(*(
+            grow(node, subtrees, lane.seed(self.sampling.seed, len(subtrees) * self.shape.expand))
+            for node, subtrees in slots.values()
+        ))
+        return [child for children in grown for child in children]
+
+    async def _score(self, children: list[Node]) -> None:
+        if not children:
+            return
+        scored = await self.batcher.score([child.solution() for child in children])
+        labels = scored.labels or [None] * len(children)
+        how = self.shape.aggregate or preferred_aggregate(self.scorer)
+        for child, step_scores, named in zip(children, scored.scores, labels):
+            child.step_scores, child.step_labels = tuple(step_scores), named
+            child.score = aggregate(step_scores, how)
 
     def _adds_something(self, sample: Sample) -> bool:
         """Not empty (the budget ran out before it began), and not a blank
@@ -244,15 +301,11 @@ class Search:
         return bool(sample.text.strip()) or not self.shape.steps.ends_step(sample)
 
     async def _continue(
-        self, prompt: Prompt, node: Node | None, n: int, last_round: bool
+        self, prompt: Prompt, node: Node | None, n: int, last_round: bool, seed: int | None
     ) -> list[Sample]:
-        sampling = self.sampling
+        sampling = replace(self.sampling, seed=seed)
         if sampling.max_tokens is not None and node is not None:
             sampling = replace(sampling, max_tokens=sampling.max_tokens - len(node.token_ids))
-        if sampling.seed is not None:
-            # Every sample of the search gets its own seed: seed, seed + 1, ...
-            sampling = replace(sampling, seed=sampling.seed + self._samples_drawn)
-        self._samples_drawn += n
         if not last_round and sampling.json_output is None:
             sampling = self.shape.steps.one_step(sampling)
         continued = prompt if node is None else prompt.continued(node.token_ids)
@@ -273,8 +326,7 @@ class Search:
                 if sampling.max_tokens <= 0:
                     break
             if sampling.seed is not None:
-                sampling = replace(sampling, seed=sampling.seed + self._samples_drawn)
-                self._samples_drawn += 1
+                sampling = replace(sampling, seed=sampling.seed + BLANK_STEP_SEED)
             more = await self.gen.generate(prompt.continued(sample.token_ids), 1, sampling)
             sample = sample.followed_by(more.samples[0])
         return sample
@@ -310,8 +362,11 @@ class Search:
         self.nodes.append(node)
         return node
 
-    def _keep(self, children: list[Node]) -> None:
-        for subtree, beam in enumerate(self.beams):
+    def _keep(self, children: list[Node], subtrees: Sequence[int]) -> None:
+        """In each of ``subtrees``, the best ``width`` of its new nodes and of
+        the completed ones it kept before."""
+        for subtree in subtrees:
+            beam = self.beams[subtree]
             pool = [n for n in beam if n.completed] + [c for c in children if c.subtree == subtree]
             pool.sort(key=lambda n: (n.score, n.confidence, -n.id), reverse=True)
             self.beams[subtree] = pool[: self.shape.width]
@@ -325,12 +380,14 @@ class Search:
             self.task,
         )
 
-    def _progress(self, depth: int, alive: int) -> str:
+    def _progress(self, depth: int, lane: Lane, alive: int) -> str:
         complete = sum(n.completed and n.kept for n in self.nodes)
         best = max((n for beam in self.beams for n in beam), key=lambda n: n.score)
         leading = self.answers.answer_of(best.id, best.as_sample())
+        where = f" of subtree {lane.subtrees[0] + 1}" if len(self.beams) > len(lane.subtrees) \
+            else ""
         return (
-            f"Step {depth}: {alive} line(s) alive, {complete} complete; best score "
+            f"Step {depth}{where}: {alive} line(s) alive, {complete} complete; best score "
             f"{best.score:.2f}, leading answer {leading!r}.\n"
         )
 
