@@ -149,6 +149,8 @@ class Node:
     completed: bool
     step_scores: tuple[float, ...] = ()
     step_labels: list[str] | None = None
+    parts: dict[str, float] | None = None
+    """What each weak verifier said of the line, from a combined scorer."""
     score: float = 0.0
     kept: bool = False
     answer: str | None = None
@@ -288,9 +290,10 @@ class Search:
             return
         scored = await self.batcher.score([child.solution() for child in children])
         labels = scored.labels or [None] * len(children)
+        parts = scored.parts or [None] * len(children)
         how = self.shape.aggregate or preferred_aggregate(self.scorer)
-        for child, step_scores, named in zip(children, scored.scores, labels):
-            child.step_scores, child.step_labels = tuple(step_scores), named
+        for child, step_scores, named, said in zip(children, scored.scores, labels, parts):
+            child.step_scores, child.step_labels, child.parts = tuple(step_scores), named, said
             child.score = aggregate(step_scores, how)
 
     def _adds_something(self, sample: Sample) -> bool:
@@ -458,7 +461,7 @@ async def _result(search: Search, scorer_name: str, emit: Emitter | None) -> Str
     result.scores = [n.score for n in finals]
     for candidate, node in zip(result.candidates, finals):
         candidate.score, candidate.step_scores = node.score, list(node.step_scores)
-        candidate.step_labels = node.step_labels
+        candidate.step_labels, candidate.verifiers = node.step_labels, node.parts
     result.scorer, result.selected = scorer_name, chosen
     final_ids = {node.id: index for index, node in enumerate(finals)}
     result.tree = search.tree(
