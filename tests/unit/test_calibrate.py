@@ -89,3 +89,17 @@ def test_a_request_is_what_auto_runs() -> None:
     assert samples == {"name": "best_of_n", "n": 16, "prm": "combined"}
     # The prompt and step delimiter are left to the server's defaults.
     assert search == {"name": "beam_search", "beam_width": 4, "expand": 4}
+
+
+def test_the_report_prints_a_policy_and_plots_it(tmp_path: Path, capsys) -> None:
+    from ponder.server.cli import main
+
+    train, held_out = split(questions_from(_records()), 0.7, seed=0)
+    result = fit(train, GRID, "test")
+    path = tmp_path / "policy.json"
+    table = held_out_report(held_out, GRID, result)
+    path.write_text(json.dumps(_policy_file(result, {"held_out": len(held_out), "table": table})))
+    main(["calibrate", "--report", str(path)])
+    printed = capsys.readouterr().out
+    assert "bin 1" in printed and "auto@16" in printed and "bon[combined]@8" in printed
+    assert path.with_suffix(".png").stat().st_size > 0
