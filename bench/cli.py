@@ -76,6 +76,8 @@ def _accuracy(args: argparse.Namespace) -> None:
         else:
             port = free_port()
             command = ponder_command(port, model_dir, args.served_model_name, args.kv_cache_gb)
+            if args.max_samples is not None:
+                command += ["--max-samples", str(args.max_samples)]
             base_url = stack.enter_context(
                 launched("ponder", command, port, args.served_model_name)).base_url
         results = asyncio.run(measure(base_url, args.served_model_name, runs, problems,
@@ -250,6 +252,8 @@ def add_bench_commands(commands: Any) -> None:
     accuracy.add_argument("--concurrency", type=int, default=4)
     accuracy.add_argument("--max-tokens", type=int, default=256)
     accuracy.add_argument("--kv-cache-gb", type=float, default=4.0)
+    accuracy.add_argument("--max-samples", type=int,
+                          help="the started server's --max-samples (searches at 32 need 320)")
     accuracy.add_argument("--throughput", action=argparse.BooleanOptionalAction, default=True,
                           help="also compare self_consistency@16 with vLLM's own n=16")
     accuracy.add_argument("--throughput-problems", type=int, default=32)

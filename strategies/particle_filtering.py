@@ -161,16 +161,24 @@ class ParticleFilter(Search):
         return path[::-1]
 
     def _keep(self, children: list[Node], subtrees: Sequence[int] = (0,)) -> None:
-        # One population (one subtree). Complete particles keep their place
-        # (and their copies) as they were.
-        population = [n for n in self.beams[0] if n.completed] + children
+        """One population (one subtree). A complete particle keeps its slot
+        and weight for good: resampling fills only the live particles'
+        slots, from the live particles, by weight. A finished line is never
+        traded for one more copy of a live one (which would buy more
+        tokens to replace an answer the filter already has)."""
+        complete = [n for n in self.beams[0] if n.completed] + [c for c in children if c.completed]
+        live = [c for c in children if not c.completed]
+        population = complete + live
         normalised = weights([n.step_scores[-1] if n.step_scores else 0.0 for n in population],
                              self.cfg.weight_temperature)
         ess = effective_sample_size(normalised)
-        resampled = ess < self.cfg.ess_threshold * len(population) - 1e-9
+        resampled = bool(live) and ess < self.cfg.ess_threshold * len(population) - 1e-9
         if resampled:
-            drawn = resample(normalised, self.cfg.n, self.cfg.resampling, self.rng)
-            self.beams[0] = [population[i] for i in drawn]
+            live_weights = normalised[len(complete):]
+            total = sum(live_weights)
+            drawn = resample([w / total for w in live_weights],
+                             max(0, self.cfg.n - len(complete)), self.cfg.resampling, self.rng)
+            self.beams[0] = complete + [live[i] for i in drawn]
         else:
             self.beams[0] = population
         if self._anchor is not None and self._anchor not in self.beams[0]:

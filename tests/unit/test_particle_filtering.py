@@ -93,6 +93,18 @@ async def test_complete_particles_keep_their_place() -> None:
     assert done and all(done[0] in r["particles"] for r in rounds[1:])
 
 
+async def test_a_complete_particle_is_never_resampled_away() -> None:
+    # Z ends at once with a poor score: it still holds its one slot, and the
+    # live particles share only the other slots.
+    prm = ScriptedPRM({**SCORES, "Step Z": 0.85, "Z is done": 0.01})
+    result = await execute(_task(prm, seed=0), tree_generator(),
+                           config(n=4, resampling="systematic"))
+    rounds = result.details()["rounds"]
+    done = [n.id for n in result.tree if n.completed and n.step == "Z is done"]
+    assert done and all(r["kept"].count(done[0]) == 1 for r in rounds[1:])
+    assert all(len(r["kept"]) == 4 for r in rounds)
+
+
 async def test_the_same_seed_gives_the_same_run() -> None:
     runs = [await execute(_task(ScriptedPRM(SCORES), seed=5), tree_generator(), config(n=4))
             for _ in range(2)]
