@@ -94,18 +94,20 @@ class Combined:
 
 def vote_shares(answers: Sequence[str | None]) -> list[float]:
     """Each answer's share of all the solutions: numbers are compared by
-    value (``0.5`` is ``1/2``), anything else as trimmed, case-folded text;
-    a solution without an answer has no share."""
+    value (``0.5`` is ``1/2``, ``"64"`` is ``64``), anything else as
+    trimmed, unquoted, case-folded text; a solution without an answer has
+    no share."""
     keys = [_answer_key(a) for a in answers]
     count = len(answers) or 1
     return [0.0 if key is None else sum(k == key for k in keys) / count for key in keys]
 
 
 def _answer_key(answer: str | None) -> Fraction | str | None:
-    if answer is None or not answer.strip():
+    text = (answer or "").strip().strip("\"'`").strip()
+    if not text:
         return None
-    value = answer_value(answer)
-    return value if value is not None else answer.strip().casefold()
+    value = answer_value(text)
+    return value if value is not None else text.casefold()
 
 
 def _read(tokens: Sequence[TokenLogprob], reading: Callable[[Sequence[TokenLogprob]], float]

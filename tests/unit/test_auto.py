@@ -121,6 +121,7 @@ async def test_the_combined_score_weighs_the_vote_and_the_checker() -> None:
 
 def test_vote_shares_compare_numbers_by_value() -> None:
     assert vote_shares(["1/2", "0.5", "x", None]) == [0.5, 0.5, 0.25, 0.0]
+    assert vote_shares(['"64"', "64", " X "]) == [2 / 3, 2 / 3, 1 / 3]
 
 
 async def test_recorded_samples_are_handed_out_once() -> None:
