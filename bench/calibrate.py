@@ -54,24 +54,27 @@ class Question:
     key: str
     question: str
     answer: str
+    source: str = ""
+    """The ``--data`` spec it came from, for a report per source."""
 
 
 def load_questions(specs: Sequence[str]) -> list[Question]:
     """Each spec is a JSONL file of ``{question, answer}`` (GSM8K's too), a
     ``FILE:COUNT`` slice of one, or ``gen:LEVEL:COUNT:SEED`` (bench's seeded
     generated sets)."""
-    problems: list[Problem] = []
+    problems: list[tuple[str, Problem]] = []
     for spec in specs:
         if spec.startswith("gen:"):
             _, level, count, seed = spec.split(":")
             if level not in LEVELS:
                 raise ValueError(f"{spec}: level must be one of {', '.join(LEVELS)}")
-            problems += generated(level, int(count), seed=int(seed))  # type: ignore[arg-type]
+            problems += [(spec, p) for p in generated(level, int(count),  # type: ignore[arg-type]
+                                                      seed=int(seed))]
         else:
             path, _, count = spec.partition(":")
-            problems += from_jsonl(Path(path), int(count) if count else None)
-    return [Question(hashlib.sha1(p.question.encode()).hexdigest()[:12], p.question, p.answer)
-            for p in problems]
+            problems += [(spec, p) for p in from_jsonl(Path(path), int(count) if count else None)]
+    return [Question(hashlib.sha1(p.question.encode()).hexdigest()[:12], p.question, p.answer,
+                     source) for source, p in problems]
 
 
 class Records:

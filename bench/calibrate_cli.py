@@ -66,11 +66,15 @@ def _calibrate(args: argparse.Namespace) -> None:
               f"({time.strftime('%Y-%m-%d')}, {len(train)} training questions)")
     result = fit(train, grid, source)
     table = held_out_report(held_out, grid, result)
+    source_of = {q.key: q.source for q in questions}
+    by_source = {source: held_out_report([q for q in held_out if source_of[q.key] == source],
+                                         grid, result)
+                 for source in args.data if any(source_of[q.key] == source for q in held_out)}
     report = {"data": args.data, "grid": grid, "train": len(train), "held_out": len(held_out),
               "seed": args.seed, "minutes_this_session": round(seconds / 60, 1),
               "label_free": {"combined": _weights(result.combined_unlabelled),
                              "reward-free": _weights(result.reward_free_unlabelled)},
-              "table": table}
+              "table": table, "by_source": by_source}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(_policy_file(result, report), indent=2) + "\n")
     print_table(table)
@@ -93,6 +97,9 @@ def _report(args: argparse.Namespace) -> None:
     if "report" in policy:
         print(f"held-out ({policy['report']['held_out']} questions):")
         print_table(policy["report"]["table"])
+        for source, table in policy["report"].get("by_source", {}).items():
+            print(f"held-out, {source}:")
+            print_table(table)
     path = args.report.with_suffix(".png")
     plot_policy(policy, path)
     print(f"wrote {path}")
