@@ -210,6 +210,9 @@ class Search:
         self.beams: list[list[Node]] = [[] for _ in range(shape.subtrees)]
         self.batcher = ScoringBatcher(scorer, task.question)
         self._ids = itertools.count()
+        self._lanes = itertools.count()
+        """Each lane's seed offset: a later run (particle Gibbs' next
+        iteration) draws new seeds too."""
 
     async def run(self, emit: Emitter | None) -> None:
         """The first round expands the prompt once for every slot, in one
@@ -219,10 +222,10 @@ class Search:
         arrive close together, from any of them, are still scored in one
         call."""
         prompt = await self.gen.render(apply_prompt(self.task.prompt, self.shape.prompt))
-        everyone = Lane(tuple(range(self.shape.subtrees)), 0)
+        everyone = Lane(tuple(range(self.shape.subtrees)), next(self._lanes))
         first = [(None, subtree) for subtree in everyone.subtrees for _ in range(self.shape.width)]
-        lanes = [Lane((s,), s + 1) for s in everyone.subtrees] if self.shape.width == 1 \
-            else [everyone]
+        lanes = [Lane((s,), next(self._lanes)) for s in everyone.subtrees] \
+            if self.shape.width == 1 else [everyone]
         try:
             if not await self._round(prompt, everyone, first, 0, emit):
                 return

@@ -134,3 +134,10 @@ async def test_the_reference_particle_survives_every_round_of_a_gibbs_iteration(
     assert result.answer == "7"
     # The second iteration drew new samples: every node was generated once.
     assert len({n.id for n in result.tree}) == len(result.tree)
+
+
+async def test_a_later_gibbs_iteration_draws_new_seeds() -> None:
+    generator = tree_generator()
+    await execute(_task(ScriptedPRM(SCORES), seed=3), generator, config(n=4, iterations=2))
+    seeds = [sampling.seed for _, _, sampling in generator.calls]
+    assert len(seeds) == len(set(seeds))
