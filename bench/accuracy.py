@@ -300,7 +300,7 @@ def _panel(axes: Any, families: dict[str, list[dict[str, Any]]], x_key: str, lab
         errors = [[100 * (p["accuracy"] - p["ci95"][0]) for p in points],
                   [100 * (p["ci95"][1] - p["accuracy"]) for p in points]]
         line = axes.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=family)
-        if family.startswith("sc-"):
+        if family.startswith(("sc-", "scale-bon")):
             # The ceiling a verifier could reach over the same samples.
             axes.plot(xs, [100 * p["pass_at_n"] for p in points], linestyle="--", alpha=0.6,
                       color=line.lines[0].get_color(), label=f"{family} pass@n")

@@ -176,7 +176,8 @@ def _print_estimate(questions: Sequence[Question], grid: Sequence[str], records:
     rows = [records.done[q.key, SAMPLES] for q in questions if (q.key, SAMPLES) in records.done]
     per_sample = fmean(s["tokens"] for r in rows for s in r["samples"])
     if tokens == 0:
-        print("resumed: the first questions were already measured; no rate to estimate from")
+        print("resumed: the first questions were already measured; no rate to estimate from",
+              flush=True)
         return
     rate = tokens / seconds
     samples_tokens = 16 * per_sample * len(questions)

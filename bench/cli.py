@@ -196,6 +196,18 @@ def _blocks(args: argparse.Namespace) -> None:
     print(f"wrote {args.output}")
 
 
+def _plot(args: argparse.Namespace) -> None:
+    import json
+
+    from ponder.bench.accuracy import plot, print_table
+
+    summaries = [run for path in args.results for run in json.loads(path.read_text())["runs"]
+                 if not args.runs or any(run["run"].startswith(p) for p in args.runs.split(","))]
+    print_table(summaries)
+    plot(summaries, args.output, args.title)
+    print(f"wrote {args.output}")
+
+
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="a running ponder server (default: start one)")
     parser.add_argument("--api-key")
@@ -293,6 +305,15 @@ def add_bench_commands(commands: Any) -> None:
     scale.add_argument("--overhead-requests", type=int, default=30)
     scale.add_argument("--output", type=Path, default=RESULTS / "scale" / "scale.json")
     scale.set_defaults(handler=_scale)
+
+    replot = kinds.add_parser(
+        "plot", help="one table and accuracy-vs-tokens plot from several `bench accuracy` "
+        "result files (runs measured apart on the same problems).")
+    replot.add_argument("results", type=Path, nargs="+")
+    replot.add_argument("--runs", help="comma-separated run name prefixes to keep")
+    replot.add_argument("--title", default="accuracy vs generated tokens")
+    replot.add_argument("--output", type=Path, required=True)
+    replot.set_defaults(handler=_plot)
 
     blocks = kinds.add_parser(
         "blocks", help="KV block sizes side by side: whole-sample tokens/s and search's "
