@@ -152,6 +152,8 @@ def _keep_probe(result: StrategyResult, probe: StrategyResult) -> None:
     candidates (a pooled choice already holds them)."""
     if result.tree is not None:
         result.candidates = [*probe.candidates, *result.candidates]
+        if result.scores is not None and probe.scores is not None:
+            result.scores = [*probe.scores, *result.scores]  # one per candidate, as they stand
         if result.selected is not None:
             result.selected += len(probe.candidates)
 

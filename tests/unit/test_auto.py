@@ -77,6 +77,8 @@ async def test_a_search_choice_keeps_the_probe_on_show() -> None:
     result = await execute(_task(), gen, auto.Config(n=16, step_delimiter="\n"))
     assert result.decision is not None and result.decision["choice"] == "dvts@16"
     assert result.tree is not None and len(result.candidates) > 4
+    assert result.scores is not None and len(result.scores) == len(result.candidates)
+    assert result.selected is not None and result.candidates[result.selected].answer == "7"
     assert result.answer == "7"
 
 
