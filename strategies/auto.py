@@ -15,6 +15,7 @@ samples cannot stand in for.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -100,7 +101,9 @@ async def run(
     probe = await best_of_n.run(task, recorded, best_of_n.Config(
         n=probe_size, prm=cfg.prm, prompt=cfg.prompt, answer=cfg.answer), _quiet(emit))
     answer_format = cfg.answer_format(task)
-    signals = probe_signals(
+    # math-verify's comparisons are CPU work: off the event loop.
+    signals = await asyncio.to_thread(
+        probe_signals,
         [c.answer for c in probe.candidates], [c.verifiers or {} for c in probe.candidates],
         [c.tokens for c in probe.candidates],
         lambda a, b: answers_equivalent(a, b, answer_format))
