@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import fmean
 from typing import Any
 
@@ -135,9 +135,12 @@ def signals_of(question: Question) -> dict[str, float]:
                          [s["tokens"] for s in probe], answers_equivalent)
 
 
-def outcome(question: Question, strategy: str, combined: Weights) -> Outcome | None:
-    """What ``strategy`` (as ``auto`` runs it: probe included) did on the
-    question; None for a search it was not measured with."""
+def outcome(question: Question, strategy: str, combined: Weights, *, after_probe: bool = False
+            ) -> Outcome | None:
+    """What ``strategy`` did on the question (``after_probe``: as ``auto``
+    runs it, a search paying for the probe before it; the vote and
+    best-of-N count the probe's samples as their first); None for a search
+    it was not measured with."""
     name, _, size = strategy.partition("@")
     n = int(size)
     if name == "self_consistency":
@@ -147,7 +150,8 @@ def outcome(question: Question, strategy: str, combined: Weights) -> Outcome | N
     searched = question.searches.get(strategy)
     if searched is None:
         return None
-    return Outcome(searched.correct, searched.tokens + _tokens(question.first(PROBE)))
+    probe = _tokens(question.first(PROBE)) if after_probe else 0
+    return Outcome(searched.correct, searched.tokens + probe)
 
 
 def strategies(grid: Sequence[str]) -> list[str]:
@@ -179,12 +183,15 @@ def fit(train: Sequence[Question], grid: Sequence[str], source: str) -> Fit:
     for question, row in zip(train, probe_rows):
         d = 1 - difficulty.score(row)
         per_bin[next(i for i, u in enumerate(uppers) if d <= u)].append(question)
-    per_sample = fmean(s["tokens"] for q in train for s in q.samples)
     bins = [measurements(qs, grid, combined) for qs in per_bin]
+    # A budget is in samples: each bin's tokens in its own samples' worth
+    # (hard questions draw longer samples, and a budget of 16 must still
+    # buy 16 of them there).
+    in_samples = {b: [replace(m, tokens=m.tokens / _sample_tokens(qs)) for m in measured]
+                  for b, (qs, measured) in enumerate(zip(per_bin, bins))}
     choices: dict[int, dict[int, str]] = {b: {} for b in range(len(uppers))}
     for budget in BUDGETS:
-        chosen = choose_per_bin(dict(enumerate(bins)), budget * per_sample * SLACK,
-                                fallback=f"self_consistency@{PROBE}")
+        chosen = choose_per_bin(in_samples, budget * SLACK, fallback=f"self_consistency@{PROBE}")
         for b, choice in chosen.items():
             choices[b][budget] = choice.strategy
     policy_bins = tuple(Bin(u, choices[b]) for b, u in enumerate(uppers))
@@ -202,19 +209,29 @@ def _as_weights(weights: Weights) -> dict[str, float]:
             **{n: round(w, 4) for n, w in zip(weights.names, weights.weights)}}
 
 
+def _sample_tokens(questions: Sequence[Question]) -> float:
+    return fmean(s["tokens"] for q in questions for s in q.samples) if questions else 1.0
+
+
 def _answer_below(train: Sequence[Question], policy: Policy, combined: Weights) -> float:
-    """The highest difficulty under which the probe's answer is as good as
-    escalating at the largest budget (within 2 points, on at least 5
-    questions): below it, more compute buys nothing."""
-    scored = sorted((policy.difficulty_of(signals_of(q)), q) for q in train)
+    """The highest difficulty under which answering from the probe costs
+    ``auto`` at the largest budget at most a point of training accuracy
+    against never stopping there: what it saves is then nearly free."""
+    budget = max(BUDGETS)
+
+    def accuracy(threshold: float) -> float:
+        trial = replace(policy, probe=Probe(PROBE, threshold))
+        outcomes = [_auto(q, trial, combined, budget) for q in train]
+        return fmean(o.correct for o in outcomes if o is not None)
+
+    floor = accuracy(0.0) - 0.01
+    candidates = sorted({round(policy.difficulty_of(signals_of(q)), 4) for q in train})
     best = 0.0
-    for index in range(5, len(scored) + 1):
-        easy = [q for _, q in scored[:index]]
-        probe = fmean(outcome(q, f"best_of_n@{PROBE}", combined).correct for q in easy)  # type: ignore[union-attr]
-        escalated = [_auto(q, policy, combined, max(BUDGETS)) for q in easy]
-        if probe + 0.02 >= fmean(o.correct for o in escalated if o is not None):
-            best = scored[index - 1][0] + 1e-9
-    return round(best, 4)
+    for threshold in candidates:
+        if accuracy(threshold) < floor:
+            break
+        best = threshold
+    return best
 
 
 def _auto(question: Question, policy: Policy, combined: Weights, budget: int) -> Outcome | None:
@@ -228,7 +245,7 @@ def _auto(question: Question, policy: Policy, combined: Weights, budget: int) ->
     name, _, size = choice.partition("@")
     if name in ("self_consistency", "best_of_n") and int(size) <= PROBE:
         return probe
-    return outcome(question, choice, combined)
+    return outcome(question, choice, combined, after_probe=True)
 
 
 # --- the held-out report -----------------------------------------------------
