@@ -98,6 +98,8 @@ class TreeNode:
     """The solution ends here (end of sequence, a final answer, or its
     token limit)."""
     answer: str | None = None
+    tokens: int = 0
+    """Tokens generated for this step (its parent's are the parent's)."""
 
 
 @dataclass

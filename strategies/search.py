@@ -404,7 +404,7 @@ class Search:
                 id=n.id, parent=None if n.parent is None else n.parent.id, subtree=n.subtree,
                 depth=n.depth, step=n.step.strip(),
                 step_score=n.step_scores[-1] if n.step_scores else None, score=n.score,
-                kept=n.kept, completed=n.completed, answer=answer_of(n),
+                kept=n.kept, completed=n.completed, answer=answer_of(n), tokens=n.new_tokens,
             )
             for n in self.nodes
         ]
