@@ -70,7 +70,7 @@ class Policy:
     def difficulty_of(self, signals: Mapping[str, float]) -> float:
         logit = self.difficulty.get("bias", 0.0) + sum(
             weight * signals[name] for name, weight in self.difficulty.items() if name != "bias")
-        return 1.0 - _sigmoid(logit)
+        return 1.0 - sigmoid(logit)
 
     def bin_of(self, difficulty: float) -> tuple[int, Bin]:
         """The first bin whose upper edge holds ``difficulty`` (the last bin
@@ -169,7 +169,9 @@ def _weights(raw: Any, where: str, source: str) -> dict[str, float]:
     return {k: float(w) for k, w in raw.items()}
 
 
-def _sigmoid(x: float) -> float:
+def sigmoid(x: float) -> float:
+    """Without overflow for large negative x: the one logistic the policy's
+    difficulty and the combined verifiers share."""
     if x >= 0:
         return 1 / (1 + math.exp(-x))
     z = math.exp(x)

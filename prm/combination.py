@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ponder.core.policy import sigmoid
+
 Rows = Sequence[Sequence[float]]
 
 
@@ -34,7 +36,7 @@ class Weights:
 
     def score(self, row: Sequence[float]) -> float:
         """The combined score of one sample's verifier scores, in (0, 1)."""
-        return _sigmoid(self.bias + sum(w * s for w, s in zip(self.weights, row)))
+        return sigmoid(self.bias + sum(w * s for w, s in zip(self.weights, row)))
 
 
 def fit_with_labels(names: Sequence[str], rows: Rows, labels: Sequence[bool],
@@ -92,9 +94,3 @@ def _check(names: Sequence[str], rows: Rows) -> None:
         if len(row) != len(names):
             raise ValueError(f"sample {index} has {len(row)} scores for {len(names)} verifiers")
 
-
-def _sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1 / (1 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1 + z)
