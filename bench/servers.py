@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -29,10 +30,25 @@ class RunningServer:
     """Its stdout and stderr, while it runs."""
 
 
+def _first_ephemeral_port() -> int:
+    ranges = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    return int(ranges.read_text().split()[0]) if ranges.exists() else 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the kernel's ephemeral range. A server binds its
+    port only after its engine has started, a minute later; a port the
+    kernel handed out (bind to 0) may by then be the engine's own socket or
+    a client's, which is how a test once met "address already in use"."""
+    for _ in range(200):
+        port = random.randrange(20000, _first_ephemeral_port())
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 @contextlib.contextmanager

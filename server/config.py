@@ -16,10 +16,11 @@ from ponder.core.steps import STEP_DELIMITER
 from ponder.prm.registry import PRMSpec, check_combinations, check_names, parse_prm_spec
 from ponder.prm.reward_free import REWARD_FREE
 from ponder.server.effort import parse_preset, presets
-from ponder.server.embedded_model import EMBEDDED_MODEL, EMBEDDED_SERVED_NAME
+from ponder.server.embedded_model import EMBEDDED_MODEL, EMBEDDED_SERVED_NAME, is_embedded_model
 from ponder.strategies import STRATEGIES
 from ponder.strategies.auto import choice_config
 from ponder.strategies.base import StrategyConfig
+from ponder.strategies.sampled import SolutionsConfig
 
 SHIPPED_POLICY = Path(__file__).parent / "policies" / "embedded.json"
 """Fit by ``ponder calibrate`` for the embedded model (README: Calibration)."""
@@ -286,14 +287,14 @@ class Settings(BaseSettings):
     def search_step_delimiter(self) -> str:
         if self.step_delimiter is not None:
             return self.step_delimiter
-        return EMBEDDED_STEP_DELIMITER if self.is_embedded else STEP_DELIMITER
+        return EMBEDDED_STEP_DELIMITER if self.serves_embedded_model else STEP_DELIMITER
 
     @property
     def default_prompt_style(self) -> Literal["cot", "direct"] | None:
         """None: each strategy's own default."""
         if self.prompt_style is not None:
             return self.prompt_style
-        return EMBEDDED_PROMPT_STYLE if self.is_embedded else None
+        return EMBEDDED_PROMPT_STYLE if self.serves_embedded_model else None
 
     def with_server_defaults(self, config: StrategyConfig) -> StrategyConfig:
         """``config`` with the server's defaults where the request left a
@@ -303,7 +304,9 @@ class Settings(BaseSettings):
         update: dict[str, str] = {}
         if "step_delimiter" in fields and "step_delimiter" in unset:
             update["step_delimiter"] = self.search_step_delimiter
-        if "prompt" in fields and "prompt" in unset and self.default_prompt_style is not None:
+        # `cot` is its prompt: only strategies that compare solutions take the style.
+        if (isinstance(config, SolutionsConfig) and "prompt" in unset
+                and self.default_prompt_style is not None):
             update["prompt"] = self.default_prompt_style
         if not update:
             return config
@@ -316,6 +319,11 @@ class Settings(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         return self.model == EMBEDDED_MODEL
+
+    @property
+    def serves_embedded_model(self) -> bool:
+        """The embedded model's weights, in this process or behind a remote engine."""
+        return is_embedded_model(self.model)
 
     @property
     def model_name(self) -> str:

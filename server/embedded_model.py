@@ -30,9 +30,21 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "ponder"
 
 
+def converted_checkpoint() -> Path:
+    """Where the converted checkpoint lives, converted yet or not."""
+    return cache_dir() / "models" / f"SmolLM2-135M-Instruct-v{_CONVERSION_VERSION}"
+
+
+def is_embedded_model(model: str) -> bool:
+    """The embedded model by name, or its converted checkpoint by path (as a
+    fleet of vLLM replicas serves it): either way the same weights, so the
+    same defaults suit it."""
+    return model == EMBEDDED_MODEL or Path(model).resolve() == converted_checkpoint().resolve()
+
+
 def embedded_model_dir() -> Path:
     """The converted checkpoint, converting it on first use."""
-    target = cache_dir() / "models" / f"SmolLM2-135M-Instruct-v{_CONVERSION_VERSION}"
+    target = converted_checkpoint()
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
     _convert(target)

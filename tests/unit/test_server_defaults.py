@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from ponder.server.config import Settings
-from ponder.strategies import best_of_n
+from ponder.server.embedded_model import converted_checkpoint
+from ponder.strategies import best_of_n, cot
 from ponder.strategies.base import Verifiers
 
 from ..asgi import asgi_app, asgi_client
@@ -63,3 +64,17 @@ async def test_strategies_list_the_default_in_force_and_a_request_may_set_its_ow
     assert cards["best_of_n"]["defaults"].get("step_delimiter") is None
     assert default["ponder"]["strategy"]["step_delimiter"] == "@@"
     assert own["ponder"]["strategy"]["step_delimiter"] == "##"
+
+
+def test_cot_keeps_its_own_prompt_whatever_the_served_model() -> None:
+    config = Settings().with_server_defaults(cot.Config())
+    assert config.prompt == "cot"
+
+
+def test_the_embedded_weights_behind_a_remote_engine_get_the_embedded_defaults() -> None:
+    """A fleet of vLLM replicas serving the converted checkpoint is the same
+    model: the same step delimiter and prompt suit it."""
+    settings = Settings(model=str(converted_checkpoint()), engine="remote",
+                        engine_url="http://127.0.0.1:9")
+    assert settings.search_step_delimiter == "\n"
+    assert settings.default_prompt_style == "direct"
