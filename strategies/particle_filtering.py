@@ -33,7 +33,9 @@ from ponder.core.aggregate import Aggregate
 from ponder.core.generation import Generator, Prompt
 from ponder.core.scoring import ProcessRewardModel
 from ponder.strategies.base import Emitter, StrategyResult, Task
-from ponder.strategies.search import Lane, Node, Search, SearchConfig, SearchShape, run_search
+from ponder.strategies.search import (
+    Lane, Node, Search, SearchConfig, SearchShape, best_first, run_search,
+)
 
 Resampling = Literal["multinomial", "systematic"]
 SCORE_FLOOR = 1e-6
@@ -152,7 +154,7 @@ class ParticleFilter(Search):
     def _best_path(self) -> list[Node]:
         population = self.beams[0]
         pool = [n for n in population if n.completed] or population
-        best = max(pool, key=lambda n: (n.score, n.confidence, -n.id))
+        best = best_first(pool)[0]
         path: list[Node] = []
         node: Node | None = best
         while node is not None:

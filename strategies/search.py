@@ -147,6 +147,10 @@ class Node:
     cumulative_logprob: float
     stop_reason: StopReason
     completed: bool
+    order: tuple[int, ...] = ()
+    """Its place among its parent's children, after its parent's: what breaks
+    a tie of score and confidence the same way on every run (ids follow
+    which request came back first, which timing decides)."""
     step_scores: tuple[float, ...] = ()
     step_labels: list[str] | None = None
     parts: dict[str, float] | None = None
@@ -277,7 +281,7 @@ class Search:
         async def grow(node: Node | None, subtrees: list[int], seed: int | None) -> list[Node]:
             samples = await self._continue(prompt, node, len(subtrees) * self.shape.expand,
                                            last_round, seed)
-            children = [self._child(node, subtrees[index // self.shape.expand], sample)
+            children = [self._child(node, subtrees[index // self.shape.expand], sample, index)
                         for index, sample in enumerate(samples) if self._adds_something(sample)]
             await self._score(children)
             return children
@@ -337,7 +341,7 @@ class Search:
             sample = sample.followed_by(more.samples[0])
         return sample
 
-    def _child(self, parent: Node | None, subtree: int, sample: Sample) -> Node:
+    def _child(self, parent: Node | None, subtree: int, sample: Sample, position: int) -> Node:
         steps = self.shape.steps
         text = sample.text
         if sample.stop_string in self.task.sampling.stop and not self.task.sampling.include_stop:
@@ -362,6 +366,7 @@ class Search:
             + (sample.cumulative_logprob or 0.0),
             stop_reason=sample.stop_reason,
             completed=capped or not steps.ends_step(sample) or states_final_answer(text),
+            order=(() if parent is None else parent.order) + (position,),
         )
         if node.completed:
             node.answer = self.answers.answer_of(node.id, node.as_sample())
@@ -374,8 +379,7 @@ class Search:
         for subtree in subtrees:
             beam = self.beams[subtree]
             pool = [n for n in beam if n.completed] + [c for c in children if c.subtree == subtree]
-            pool.sort(key=lambda n: (n.score, n.confidence, -n.id), reverse=True)
-            self.beams[subtree] = pool[: self.shape.width]
+            self.beams[subtree] = best_first(pool)[: self.shape.width]
             for node in self.beams[subtree]:
                 node.kept = True
 
@@ -473,6 +477,12 @@ async def _result(search: Search, scorer_name: str, emit: Emitter | None) -> Str
     if emit is not None:
         await answers.emit_final(result, emit)
     return result
+
+
+def best_first(nodes: Sequence[Node]) -> list[Node]:
+    """Highest score first, then confidence, then the earlier place."""
+    by_place = sorted(nodes, key=lambda n: n.order)
+    return sorted(by_place, key=lambda n: (n.score, n.confidence), reverse=True)
 
 
 def _joined(

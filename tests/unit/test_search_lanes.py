@@ -103,3 +103,28 @@ async def test_a_seeded_search_repeats_however_its_lanes_interleave() -> None:
     assert sorted(fast.calls) == sorted(slow.calls)
     seeds = [seed for _, seed in fast.calls]
     assert len(set(seeds)) == len(seeds)
+
+
+TIED_TREE = {
+    "": ["A\n\n", "B\n\n", "C\n\n", "D\n\n"],
+    "A\n\n": ["a1\n\n", "a2\n\n"], "B\n\n": ["b1\n\n", "b2\n\n"],
+    "A\n\na1\n\n": ["Answer: 1"], "B\n\nb1\n\n": ["Answer: 2"], "B\n\nb2\n\n": ["Answer: 3"],
+}
+TIED_SCORES = {"A": 0.9, "B": 0.9, "C": 0.1, "D": 0.1, "a1": 0.8, "a2": 0.3, "b1": 0.8,
+               "b2": 0.8, "Answer: 1": 0.9, "Answer: 2": 0.9, "Answer: 3": 0.9}
+
+
+async def test_ties_break_the_same_way_whichever_request_returns_first() -> None:
+    """a1, b1 and b2 tie; the earlier places (a1, b1) are kept even when A's
+    request returns last."""
+    kept, first_made = [], []
+    for gen in (Gated(TIED_TREE, held="none"),
+                Gated(TIED_TREE, held="A\n\n", opens=lambda text: text == "B\n\n")):
+        result = await execute(_task(ScriptedPRM(TIED_SCORES)), gen,  # type: ignore[arg-type]
+                               beam_search.Config(beam_width=2, expand=2, prompt="direct"))
+        assert result.votes is not None and result.tree is not None
+        kept.append(set(result.votes))
+        made = sorted((n.id, n.step.strip()) for n in result.tree if n.step.strip() in {"a1", "b1"})
+        first_made.append(made[0][1])
+    assert first_made == ["a1", "b1"]  # the held run's b1 came back first
+    assert kept[0] == kept[1] == {"1", "2"}
