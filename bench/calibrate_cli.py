@@ -14,6 +14,7 @@ from typing import Any
 from ponder.bench.calibrate import DEFAULT_GRID, Records, collect, load_questions
 from ponder.bench.calibrate_fit import (
     Fit,
+    as_weights,
     fit,
     held_out_report,
     print_table,
@@ -72,19 +73,14 @@ def _calibrate(args: argparse.Namespace) -> None:
                  for source in args.data if any(source_of[q.key] == source for q in held_out)}
     report = {"data": args.data, "grid": grid, "train": len(train), "held_out": len(held_out),
               "seed": args.seed, "minutes_this_session": round(seconds / 60, 1),
-              "label_free": {"combined": _weights(result.combined_unlabelled),
-                             "reward-free": _weights(result.reward_free_unlabelled)},
+              "label_free": {"combined": as_weights(result.combined_unlabelled),
+                             "reward-free": as_weights(result.reward_free_unlabelled)},
               "table": table, "by_source": by_source}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(_policy_file(result, report), indent=2) + "\n")
     print_table(table)
     plot_policy(json.loads(args.out.read_text()), args.out.with_suffix(".png"))
     print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
-
-
-def _weights(weights: Any) -> dict[str, float]:
-    return {"bias": round(weights.bias, 4),
-            **{n: round(w, 4) for n, w in zip(weights.names, weights.weights)}}
 
 
 def _report(args: argparse.Namespace) -> None:

@@ -123,10 +123,12 @@ class Fit:
     """Per bin, what each strategy measured on the training questions in it."""
 
 
-def fit_verifiers(train: Sequence[Question], names: Sequence[str]) -> tuple[Weights, Weights]:
+def fit_verifiers(train: Sequence[Question], names: Sequence[str], *,
+                  label_free_anchor: str | None = None) -> tuple[Weights, Weights]:
     features = [row for q in train for row in rows(q.samples, names)]
     labels = [s["correct"] for q in train for s in q.samples]
-    return fit_with_labels(names, features, labels), fit_without_labels(names, features)
+    return fit_with_labels(names, features, labels), \
+        fit_without_labels(names, features, anchor=label_free_anchor)
 
 
 def signals_of(question: Question) -> dict[str, float]:
@@ -172,7 +174,12 @@ def measurements(questions: Sequence[Question], grid: Sequence[str], combined: W
 
 def fit(train: Sequence[Question], grid: Sequence[str], source: str) -> Fit:
     combined, combined_unlabelled = fit_verifiers(train, COMBINED_PARTS)
-    reward_free, reward_free_unlabelled = fit_verifiers(train, REWARD_FREE_PARTS)
+    # Without labels or a checker, only the vote holds up alone (on the
+    # embedded model every other reward-free part picks worse than it): the
+    # label-free weights break its ties. With the step checker among them,
+    # agreement finds the checker, so the combined fit stands alone.
+    reward_free, reward_free_unlabelled = fit_verifiers(train, REWARD_FREE_PARTS,
+                                                        label_free_anchor="vote-share")
     probe_rows = [[signals_of(q)[s] for s in SIGNALS] for q in train]
     probe_right = [outcome(q, f"best_of_n@{PROBE}", combined).correct for q in train]  # type: ignore[union-attr]
     difficulty = fit_with_labels(SIGNALS, probe_rows, probe_right)
@@ -200,13 +207,18 @@ def fit(train: Sequence[Question], grid: Sequence[str], source: str) -> Fit:
     answer_below = _answer_below(train, draft, combined)
     return Fit(combined, reward_free, combined_unlabelled, reward_free_unlabelled, difficulty,
                Policy(source, Probe(PROBE, answer_below), weights, policy_bins,
-                      {"combined": _as_weights(combined),
-                       "reward-free": _as_weights(reward_free)}), bins)
+                      {"combined": as_weights(combined),
+                       "reward-free": as_weights(reward_free)}), bins)
 
 
-def _as_weights(weights: Weights) -> dict[str, float]:
-    return {"bias": round(weights.bias, 4),
-            **{n: round(w, 4) for n, w in zip(weights.names, weights.weights)}}
+def as_weights(weights: Weights) -> dict[str, float | str]:
+    """As a policy file writes them (with the anchor of a label-free fit)."""
+    written: dict[str, float | str] = {
+        "bias": round(weights.bias, 4),
+        **{n: round(w, 4) for n, w in zip(weights.names, weights.weights)}}
+    if weights.anchor is not None:
+        written["anchor"] = weights.anchor
+    return written
 
 
 def _sample_tokens(questions: Sequence[Question]) -> float:

@@ -11,8 +11,12 @@ sample, one column per verifier, each in [0, 1]):
   agreement, for an operator with no answers: each verifier is trusted by
   how often it agrees with the consensus of the others (leave one out, so a
   verifier cannot vouch for itself), a one-step Dawid-Skene estimate.
+  With no labels, nothing says whether the agreement weights found good
+  verifiers or a shared bias; given an ``anchor`` (the vote share), the
+  weights only break the anchor's ties.
 
-The combined score of a sample is ``sigmoid(bias + sum(w_i * s_i))``.
+The combined score of a sample is ``sigmoid(bias + sum(w_i * s_i))``, or
+with an anchor, the anchor's part with that as a tie-breaker below it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ import numpy as np
 from ponder.core.policy import sigmoid
 
 Rows = Sequence[Sequence[float]]
+TIE_BREAK = 1e-3
+"""The tie-breaker's share of an anchored score: below the smallest step
+of a vote share (one vote in a thousand samples), so it never overturns one."""
 
 
 @dataclass(frozen=True)
@@ -33,10 +40,15 @@ class Weights:
     names: tuple[str, ...]
     weights: tuple[float, ...]
     bias: float = 0.0
+    anchor: str | None = None
+    """A part that decides alone, the weighted sum only ordering its ties."""
 
     def score(self, row: Sequence[float]) -> float:
         """The combined score of one sample's verifier scores, in (0, 1)."""
-        return sigmoid(self.bias + sum(w * s for w, s in zip(self.weights, row)))
+        combined = sigmoid(self.bias + sum(w * s for w, s in zip(self.weights, row)))
+        if self.anchor is None:
+            return combined
+        return (1 - TIE_BREAK) * row[self.names.index(self.anchor)] + TIE_BREAK * combined
 
 
 def fit_with_labels(names: Sequence[str], rows: Rows, labels: Sequence[bool],
@@ -61,7 +73,7 @@ def fit_with_labels(names: Sequence[str], rows: Rows, labels: Sequence[bool],
 
 
 def fit_without_labels(names: Sequence[str], rows: Rows, *, threshold: float = 0.5,
-                       floor: float = 0.05) -> Weights:
+                       floor: float = 0.05, anchor: str | None = None) -> Weights:
     """Each verifier's vote (score >= ``threshold``) is compared with the
     majority of the other verifiers' votes; its agreement rate ``a`` is its
     estimated accuracy and its weight is the log-odds ``log(a / (1 - a))``
@@ -86,7 +98,9 @@ def fit_without_labels(names: Sequence[str], rows: Rows, *, threshold: float = 0
     # Scores are centred on the threshold, so a sample every verifier calls
     # right scores above 1/2 and one every verifier rejects below it.
     bias = -threshold * sum(weights)
-    return Weights(tuple(names), tuple(weights), bias)
+    if anchor is not None and anchor not in names:
+        raise ValueError(f"the anchor {anchor!r} is not among the verifiers {list(names)}")
+    return Weights(tuple(names), tuple(weights), bias, anchor)
 
 
 def _check(names: Sequence[str], rows: Rows) -> None:

@@ -62,3 +62,15 @@ def test_fits_reject_rows_of_the_wrong_width_and_too_few_verifiers() -> None:
         fit_with_labels(NAMES, [[0.5]], [True])
     with pytest.raises(ValueError, match="at least three"):
         fit_without_labels(("a", "b"), [[0.1, 0.2]])
+
+
+def test_an_anchored_label_free_fit_only_breaks_the_anchors_ties() -> None:
+    """Vote shares of 3/8, 3/8 and 2/8: the other verifiers pick between the
+    two tied answers, and never lift the answer with fewer votes above them."""
+    names = ("vote-share", "a", "b", "c")
+    rows = [[3 / 8, 0.2, 0.3, 0.2], [3 / 8, 0.9, 0.8, 0.9], [2 / 8, 1.0, 1.0, 1.0]]
+    weights = fit_without_labels(names, [*rows, *rows], anchor="vote-share")
+    scores = [weights.score(row) for row in rows]
+    assert scores[1] > scores[0] > scores[2]
+    with pytest.raises(ValueError, match="anchor 'votes' is not among"):
+        fit_without_labels(names, rows, anchor="votes")
