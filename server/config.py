@@ -320,9 +320,11 @@ class Settings(BaseSettings):
     def is_embedded(self) -> bool:
         return self.model == EMBEDDED_MODEL
 
-    @property
+    @cached_property
     def serves_embedded_model(self) -> bool:
-        """The embedded model's weights, in this process or behind a remote engine."""
+        """The embedded model's weights, in this process or behind a remote
+        engine. Cached: telling means resolving paths on disk, and every
+        request's defaults ask."""
         return is_embedded_model(self.model)
 
     @property
