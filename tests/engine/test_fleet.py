@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -182,8 +182,10 @@ def test_zz_one_replica_dies_mid_run_and_nothing_hangs(fleet: FleetUnderTest) ->
     """Runs last in this module (it leaves one replica). Requests in flight
     on the replica that dies had produced nothing yet (they are not
     streamed), so they are retried on the other one; every request answers;
-    ponder's /health stays 200 while a replica lives."""
-    body = {"model": "smollm2", "messages": QUESTION, "max_tokens": 96, "ignore_eos": True,
+    ponder's /health stays 200 while a replica lives. The requests are long
+    enough (320 tokens each) that a slow machine's /metrics cannot miss
+    them all: on CI, shorter ones once finished between two looks."""
+    body = {"model": "smollm2", "messages": QUESTION, "max_tokens": 320, "ignore_eos": True,
             "strategy": {"name": "self_consistency", "n": 4, "prompt": "direct"}}
 
     def ask(seed: int) -> int:
@@ -194,10 +196,11 @@ def test_zz_one_replica_dies_mid_run_and_nothing_hangs(fleet: FleetUnderTest) ->
         answers = [pool.submit(ask, seed) for seed in range(6)]
         deadline = time.monotonic() + 60
         busy: list[RunningServer] = []
-        while not busy and time.monotonic() < deadline:
-            busy = [r for r in fleet.replicas if _gauge(r) > 0]
+        while not busy and time.monotonic() < deadline and not all(a.done() for a in answers):
+            busy = [r for r in fleet.replicas
+                    if _gauge(r) + _gauge(r, "vllm:num_requests_waiting") > 0]
             time.sleep(0.2)
-        assert busy, "no replica ever ran a request"
+        assert busy, f"no replica ran a request; answered: {[_outcome(a) for a in answers]}"
         os.killpg(busy[0].process.pid, signal.SIGKILL)
         statuses = [answer.result(timeout=300) for answer in answers]
     assert statuses == [200] * 6
@@ -206,6 +209,12 @@ def test_zz_one_replica_dies_mid_run_and_nothing_hangs(fleet: FleetUnderTest) ->
     assert "ponder_engine_retries_total" in metrics  # the retries, if any, are counted
     survivor = next(r for r in fleet.replicas if r is not busy[0])
     assert asyncio.run(_still_serves(fleet.ponder.base_url)) and _gauge(survivor) == 0
+
+
+def _outcome(answer: Future[int]) -> str:
+    if not answer.done():
+        return "pending"
+    return repr(answer.exception() or answer.result())
 
 
 async def _still_serves(base_url: str) -> bool:
