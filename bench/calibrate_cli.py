@@ -14,7 +14,7 @@ from typing import Any
 from ponder.bench.calibrate import DEFAULT_GRID, Records, collect, load_questions
 from ponder.bench.calibrate_fit import (
     Fit,
-    as_weights,
+    as_reported,
     fit,
     held_out_report,
     print_table,
@@ -73,8 +73,8 @@ def _calibrate(args: argparse.Namespace) -> None:
                  for source in args.data if any(source_of[q.key] == source for q in held_out)}
     report = {"data": args.data, "grid": grid, "train": len(train), "held_out": len(held_out),
               "seed": args.seed, "minutes_this_session": round(seconds / 60, 1),
-              "label_free": {"combined": as_weights(result.combined_unlabelled),
-                             "reward-free": as_weights(result.reward_free_unlabelled)},
+              "label_free": {"combined": as_reported(result.combined_unlabelled),
+                             "reward-free": as_reported(result.reward_free_unlabelled)},
               "table": table, "by_source": by_source}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(_policy_file(result, report), indent=2) + "\n")

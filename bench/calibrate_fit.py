@@ -212,14 +212,23 @@ def fit(train: Sequence[Question], grid: Sequence[str], source: str) -> Fit:
                        "reward-free": as_weights(reward_free)}), bins)
 
 
-def as_weights(weights: Weights) -> dict[str, float | str]:
-    """As a policy file writes them (with the anchor of a label-free fit)."""
-    written: dict[str, float | str] = {
-        "bias": round(weights.bias, 4),
-        **{n: round(w, 4) for n, w in zip(weights.names, weights.weights)}}
+def as_weights(weights: Weights) -> dict[str, float]:
+    """As a policy serves them: numbers only. Only a labelled fit is served,
+    and it has no anchor (a label-free fit's anchor decides alone, which
+    plain weights cannot say)."""
     if weights.anchor is not None:
-        written["anchor"] = weights.anchor
-    return written
+        raise ValueError(f"an anchored fit (on {weights.anchor}) cannot be served as weights")
+    return {"bias": round(weights.bias, 4),
+            **{n: round(w, 4) for n, w in zip(weights.names, weights.weights)}}
+
+
+def as_reported(weights: Weights) -> dict[str, float | str]:
+    """As the report shows a fit: its weights, and the anchor a label-free
+    fit may have."""
+    reported: dict[str, float | str] = {**as_weights(replace(weights, anchor=None))}
+    if weights.anchor is not None:
+        reported["anchor"] = weights.anchor
+    return reported
 
 
 def _sample_tokens(questions: Sequence[Question]) -> float:

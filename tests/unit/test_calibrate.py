@@ -10,10 +10,20 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ponder.bench.calibrate import SAMPLES, Question, Records, load_questions, request_body
 from ponder.bench.calibrate_cli import _policy_file
-from ponder.bench.calibrate_fit import fit, held_out_report, questions_from, split
+from ponder.bench.calibrate_fit import (
+    as_reported,
+    as_weights,
+    fit,
+    held_out_report,
+    questions_from,
+    split,
+)
 from ponder.core.policy import parse_policy
+from ponder.prm.combination import Weights
 
 GRID = ["particle_filtering@16"]
 
@@ -103,3 +113,14 @@ def test_the_report_prints_a_policy_and_plots_it(tmp_path: Path, capsys) -> None
     printed = capsys.readouterr().out
     assert "bin 1" in printed and "auto@16" in printed and "bon[combined]@8" in printed
     assert path.with_suffix(".png").stat().st_size > 0
+
+
+def test_served_weights_are_numbers_and_only_the_report_names_an_anchor() -> None:
+    plain = Weights(("step-checker", "vote-share"), (2.0, 1.0), bias=-1.0)
+    anchored = Weights(("step-checker", "vote-share"), (0.5, 0.5), anchor="vote-share")
+    assert as_weights(plain) == {"bias": -1.0, "step-checker": 2.0, "vote-share": 1.0}
+    assert as_reported(plain) == as_weights(plain)
+    assert as_reported(anchored) == {"bias": 0.0, "step-checker": 0.5, "vote-share": 0.5,
+                                     "anchor": "vote-share"}
+    with pytest.raises(ValueError, match="anchored"):
+        as_weights(anchored)  # plain weights would drop what decides
