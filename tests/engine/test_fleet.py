@@ -183,8 +183,9 @@ def test_zz_one_replica_dies_mid_run_and_nothing_hangs(fleet: FleetUnderTest) ->
     on the replica that dies had produced nothing yet (they are not
     streamed), so they are retried on the other one; every request answers;
     ponder's /health stays 200 while a replica lives. The requests are long
-    enough (320 tokens each) that a slow machine's /metrics cannot miss
-    them all: on CI, shorter ones once finished between two looks."""
+    (320 tokens each): CI once saw no replica run any of six 96-token ones,
+    most likely because they ended between two looks at a slow /metrics;
+    should it happen again, the failure says how each request ended."""
     body = {"model": "smollm2", "messages": QUESTION, "max_tokens": 320, "ignore_eos": True,
             "strategy": {"name": "self_consistency", "n": 4, "prompt": "direct"}}
 
