@@ -21,8 +21,9 @@ import httpx
 from tqdm import tqdm
 
 from ponder.bench.problems import Problem
-from ponder.strategies.answers import answers_equivalent, extract_answer
-from ponder.strategies.auto import search_expand
+from ponder.core.answers import answers_equivalent
+from ponder.strategies import STRATEGIES
+from ponder.strategies.answers import extract_answer
 
 SAMPLE_TEMPERATURE = 0.7  # as in the model's measured table (shared/ENGINE-NOTES.md)
 SEARCH_SHAPES = {4: 2, 16: 4}
@@ -41,10 +42,32 @@ class RunSpec:
     temperature: float
     effort: str | None = None
     """A `reasoning_effort` level to send, as clients with an effort control do."""
+    max_tokens: int | None = None
+    """Its own `max_tokens`, where it is measured on longer chains than the rest."""
 
     @property
-    def samples(self) -> int:
-        return int((self.strategy or {}).get("n", 1))
+    def max_samples(self) -> int:
+        """The most samples one run of it may draw, as the server counts them
+        against its ``--max-samples`` (an effort level's preset is the
+        server's own, checked when it starts)."""
+        if self.strategy is None:
+            return 1
+        options = dict(self.strategy)
+        return STRATEGIES[options.pop("name")].config(**options).max_samples
+
+
+def sample_cap(base_url: str, api_key: str | None = None) -> int:
+    """A running server's ``--max-samples``, as its ``/openapi.json`` states
+    it (the largest ``n`` a strategy object may take)."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    schema = httpx.get(f"{base_url}/openapi.json", headers=headers, timeout=30).json()
+    caps = [component["properties"]["n"]["maximum"]
+            for component in schema.get("components", {}).get("schemas", {}).values()
+            if component.get("properties", {}).get("name", {}).get("const") in STRATEGIES
+            and "maximum" in component["properties"].get("n", {})]
+    if not caps:
+        raise SystemExit(f"{base_url}/openapi.json states no --max-samples")
+    return min(caps)
 
 
 def default_runs(ns: Sequence[int] = (1, 2, 4, 8, 16),
@@ -76,6 +99,35 @@ def default_runs(ns: Sequence[int] = (1, 2, 4, 8, 16),
     runs += search_runs("step-checker")
     runs += effort_runs()
     runs += scaling_runs()
+    runs += cheaper_runs()
+    return runs
+
+
+SHORT_MS = (2, 4, 8)
+PRUNE_EVERY = 16
+LONG_CHAIN_TOKENS = 512
+EXIT_EVERY = 32
+
+
+def cheaper_runs() -> list[RunSpec]:
+    """The same answer for less compute, each beside what it saves on, as a
+    new user sends them (the server's PRM and prompt style): short-m@k
+    beside self-consistency@16; speculative rejection at 16 beside
+    best-of-16, and at 32 where it spends about what best-of-16 does; cot
+    with early exit beside cot, greedy on long step-by-step chains."""
+    runs = [RunSpec("cheap-sc@16", {"name": "self_consistency", "n": 16}, SAMPLE_TEMPERATURE)]
+    runs += [RunSpec(f"cheap-short-m{m}@16", {"name": "self_consistency", "n": 16, "first": m},
+                     SAMPLE_TEMPERATURE) for m in SHORT_MS]
+    runs += [RunSpec("cheap-bon@16", {"name": "best_of_n", "n": 16}, SAMPLE_TEMPERATURE)]
+    runs += [RunSpec(f"cheap-bon-pruned@{n}", {"name": "best_of_n", "n": n,
+                                               "prune_every": PRUNE_EVERY}, SAMPLE_TEMPERATURE)
+             for n in (8, 16, 32)]
+    long = {"max_tokens": LONG_CHAIN_TOKENS}
+    runs += [
+        RunSpec("cheap-cot-long", {"name": "cot"}, 0.0, **long),  # type: ignore[arg-type]
+        RunSpec("cheap-cot-exit", {"name": "cot", "early_exit": {"every": EXIT_EVERY}}, 0.0,
+                **long),  # type: ignore[arg-type]
+    ]
     return runs
 
 
@@ -112,20 +164,13 @@ SCALING_NS = (4, 8, 16, 32)
 def scaling_runs(ns: Sequence[int] = SCALING_NS) -> list[RunSpec]:
     """best_of_n, beam_search, dvts and particle_filtering at each N, as a
     new user sends them: the name and size, everything else the server's
-    defaults (its PRM, prompt style and step delimiter). Searches use the
-    shapes ``auto`` runs (:func:`search_expand`)."""
-    runs = []
-    for n in ns:
-        expand = search_expand(n)
-        runs += [
-            RunSpec(f"scale-bon@{n}", {"name": "best_of_n", "n": n}, SAMPLE_TEMPERATURE),
-            RunSpec(f"scale-beam@{n}", {"name": "beam_search", "beam_width": n // expand,
-                                        "expand": expand}, SAMPLE_TEMPERATURE),
-            RunSpec(f"scale-dvts@{n}", {"name": "dvts", "n": n, "expand": expand},
-                    SAMPLE_TEMPERATURE),
-            RunSpec(f"scale-pf@{n}", {"name": "particle_filtering", "n": n}, SAMPLE_TEMPERATURE),
-        ]
-    return runs
+    defaults (its PRM, prompt style and step delimiter). Each is sized as a
+    policy's choice of it is (its config's ``sized``)."""
+    short = {"best_of_n": "bon", "beam_search": "beam", "dvts": "dvts",
+             "particle_filtering": "pf"}
+    return [RunSpec(f"scale-{label}@{n}", {"name": name, **(STRATEGIES[name].config.sized(n) or {})},
+                    SAMPLE_TEMPERATURE)
+            for n in ns for name, label in short.items()]
 
 
 DEEPCONF: dict[str, dict[str, Any]] = {
@@ -152,6 +197,8 @@ class RunResult:
     latency_s: list[float] = field(default_factory=list)
     errors: int = 0
     wall_s: float = 0.0
+    by_problem: dict[int, bool] = field(default_factory=dict)
+    """Problem index -> answered right, to pair two runs question by question."""
 
     def summary(self) -> dict[str, Any]:
         count = len(self.correct)
@@ -172,7 +219,41 @@ class RunResult:
             "mean_latency_s": round(sum(self.latency_s) / count, 2) if count else 0.0,
             "errors": self.errors,
             "wall_s": round(self.wall_s, 1),
+            "correct_by_problem": {str(i): int(c) for i, c in sorted(self.by_problem.items())},
         }
+
+
+def paired(new: dict[str, Any], old: dict[str, Any], z: float = 1.96) -> dict[str, Any]:
+    """``new`` against ``old`` on the questions both answered (same
+    questions, same seeds): the accuracy difference with the 95% interval
+    of the mean paired difference, and the cost ratios."""
+    a, b = new["correct_by_problem"], old["correct_by_problem"]
+    both = sorted(set(a) & set(b), key=int)
+    differences = [a[i] - b[i] for i in both]
+    count = len(differences)
+    mean = sum(differences) / count if count else 0.0
+    variance = sum((d - mean) ** 2 for d in differences) / (count - 1) if count > 1 else 0.0
+    margin = z * math.sqrt(variance / count) if count else 0.0
+
+    def ratio(key: str) -> float | None:
+        return round(new[key] / old[key], 3) if old.get(key) else None
+
+    return {
+        "new": new["run"], "old": old["run"], "questions": count,
+        "difference": round(mean, 4), "ci95": [round(mean - margin, 4), round(mean + margin, 4)],
+        "tokens_ratio": ratio("mean_tokens"), "latency_ratio": ratio("mean_latency_s"),
+        "wall_ratio": ratio("wall_s"),
+    }
+
+
+def print_paired(comparisons: Sequence[dict[str, Any]]) -> None:
+    print(f"{'new':24}{'old':18}{'n':>5}{'difference':>12}{'95% CI':>18}{'tokens':>8}"
+          f"{'latency':>9}{'wall':>7}")
+    for c in comparisons:
+        ci = f"{100 * c['ci95'][0]:+.1f}..{100 * c['ci95'][1]:+.1f}"
+        print(f"{c['new']:24}{c['old']:18}{c['questions']:>5}{100 * c['difference']:>+11.1f}p"
+              f"{ci:>18}{c['tokens_ratio'] or 0:>7.2f}x{c['latency_ratio'] or 0:>8.2f}x"
+              f"{c['wall_ratio'] or 0:>6.2f}x")
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
@@ -230,13 +311,14 @@ async def measure(base_url: str, model: str, runs: Sequence[RunSpec],
                     asked = time.perf_counter()
                     try:
                         body = await _ask(client, model, run, problem, seed=index,
-                                          max_tokens=max_tokens)
+                                          max_tokens=run.max_tokens or max_tokens)
                     except httpx.HTTPError:
                         result.errors += 1
                         bar.update()
                         return
                 answer, candidates = _prediction(body)
                 result.correct.append(answer is not None and answers_equivalent(answer, problem.answer))
+                result.by_problem[index] = result.correct[-1]
                 result.any_correct.append(
                     any(c is not None and answers_equivalent(c, problem.answer) for c in candidates))
                 usage = body["usage"]
@@ -266,24 +348,28 @@ def print_table(summaries: Sequence[dict[str, Any]]) -> None:
               f"{s['cache_hit_rate']:>8.0%}{s['mean_latency_s']:>9.1f}{s['wall_s']:>9.0f}")
 
 
-def plot(summaries: Sequence[dict[str, Any]], path: Path, title: str) -> None:
-    """Accuracy against generated tokens and against each request's latency,
-    side by side."""
+def plot(summaries: Sequence[dict[str, Any]], path: Path, title: str,
+         by_latency: bool = True) -> None:
+    """Accuracy against generated tokens and, with ``by_latency``, against
+    each request's latency, side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (by_tokens, by_time) = plt.subplots(1, 2, figsize=(16, 6), sharey=True)
+    figure, axes = plt.subplots(1, 2 if by_latency else 1, figsize=(16 if by_latency else 10, 6),
+                                sharey=True, squeeze=False)
     families: dict[str, list[dict[str, Any]]] = {}
     for s in summaries:
         families.setdefault(s["run"].split("@")[0], []).append(s)
-    _panel(by_tokens, families, "mean_tokens",
+    _panel(axes[0][0], families, "mean_tokens",
            "generated tokens per problem (log scale; families nudged apart)")
-    _panel(by_time, families, "mean_latency_s", "seconds per problem (request latency, log scale)")
-    by_tokens.set_ylabel("accuracy (%), 95% CI")
+    if by_latency:
+        _panel(axes[0][1], families, "mean_latency_s",
+               "seconds per problem (request latency, log scale)")
+    axes[0][0].set_ylabel("accuracy (%), 95% CI")
     figure.suptitle(title)
-    by_time.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

@@ -8,13 +8,17 @@ defaults for everything a new user would not set):
   combined verifier, with every candidate's answer, tokens and verifier
   parts. The first 4 are the probe; the first n give the vote and
   best-of-N at every n <= 16 offline, with any weights, at no further cost.
-* each search in the grid (``particle_filtering@16`` by default): its
+* each run in the grid (``particle_filtering@16`` by default): its
   answer and tokens, as ``auto`` would run it
-  (:func:`~ponder.strategies.auto.choice_config`).
+  (:func:`~ponder.strategies.registry.choice_config`). A grid may name
+  the cheaper ways to the same answer too, with their options as a policy
+  names them: ``self_consistency@16?first=4`` (short-m@k),
+  ``best_of_n@16?prune_every=32&prune_keep=0.5`` (speculative rejection).
 
 Results are appended per question and run to ``records.jsonl`` in the work
-directory, so a stopped run continues where it stopped. The fit is in
-:mod:`ponder.bench.calibrate_fit`.
+directory, each with the model it was measured on, so a stopped run
+continues where it stopped and a run on another model refuses to mix its
+measurements in. The fit is in :mod:`ponder.bench.calibrate_fit`.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
@@ -33,9 +39,12 @@ import httpx
 from tqdm import tqdm
 
 from ponder.bench.problems import LEVELS, Problem, from_jsonl, generated
-from ponder.strategies.answers import answers_equivalent
-from ponder.strategies.auto import choice_config
+from ponder.core.answers import answers_equivalent
+from ponder.core.fingerprint import ModelIdentity, identity_from_json
+from ponder.core.policy import parse_choice
+from ponder.strategies.registry import choice_config, policy_strategies
 
+logger = logging.getLogger(__name__)
 SAMPLES = "samples@16"
 PROBE = 4
 TEMPERATURE = 0.7
@@ -46,7 +55,8 @@ FULL_GRID = tuple(f"{name}@{n}" for name in ("beam_search", "dvts", "particle_fi
                   for n in (4, 8, 16))
 SEARCH_COST = {"beam_search": 1.8, "dvts": 1.3, "particle_filtering": 1.1}
 """Tokens a search draws per continuation, over a whole sample's (README:
-search at the model's edge; particle filtering's one step per particle)."""
+search at the model's edge; particle filtering's one step per particle).
+A vote or best-of-N costs at most its whole samples (1.0)."""
 
 
 @dataclass(frozen=True)
@@ -77,28 +87,81 @@ def load_questions(specs: Sequence[str]) -> list[Question]:
                      source) for source, p in problems]
 
 
-class Records:
-    """What was measured, one JSON line per question and run, appended as it
-    arrives (a stopped run loses at most the requests in flight)."""
+class RecordsError(ValueError):
+    """Records that cannot be continued: another model's, or unreadable."""
 
-    def __init__(self, path: Path) -> None:
+
+class Records:
+    """What was measured on one model, one JSON line per question and run,
+    appended as it arrives (a stopped run loses at most the requests in
+    flight). A line cut off by a killed run is dropped, with a warning."""
+
+    def __init__(self, path: Path, model: ModelIdentity) -> None:
         self.path = path
+        self.model = model
         self.done: dict[tuple[str, str], dict[str, Any]] = {}
         if path.exists():
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    self.done[row["key"], row["run"]] = row
+            self._read()
+
+    @staticmethod
+    def model_of(path: Path) -> ModelIdentity:
+        """The model the records at ``path`` were measured on."""
+        try:
+            first = json.loads(path.read_text().splitlines()[0])
+            return identity_from_json(first.get("model"), "model")
+        except (OSError, IndexError, ValueError) as error:
+            raise RecordsError(f"{path}: no measurements to fit from ({error})") from error
+
+    def _read(self) -> None:
+        lines = self.path.read_text().splitlines(keepends=True)
+        kept = 0
+        for number, line in enumerate(lines, start=1):
+            try:
+                row = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError as error:
+                if number < len(lines):
+                    raise RecordsError(f"{self.path}: line {number} is not JSON ({error})"
+                                       ) from error
+                logger.warning("%s: its last line was cut off (a stopped run); dropped",
+                               self.path)
+                self.path.write_text("".join(lines[:kept]))
+                return
+            kept = number
+            if row is None:
+                continue
+            measured = row.get("model", {}).get("fingerprint")
+            if measured != self.model.fingerprint:
+                raise RecordsError(
+                    f"{self.path} holds measurements of model {row.get('model')}; this "
+                    f"server serves {self.model.as_json()}. Give each model its own --work "
+                    "folder.")
+            self.done[row["key"], row["run"]] = row
 
     def add(self, row: dict[str, Any]) -> None:
+        row = {**row, "model": self.model.as_json()}
         self.done[row["key"], row["run"]] = row
         with self.path.open("a") as out:
             out.write(json.dumps(row) + "\n")
 
 
+def grid_runs(texts: Sequence[str]) -> list[str]:
+    """The grid's runs as the policy will name them (the records are keyed
+    by these names), each checked before any is measured: a typo found
+    after the hour of sampling would cost the hour. A ValueError says
+    what does not fit."""
+    table = policy_strategies()
+    runs = []
+    for text in texts:
+        choice = parse_choice(text.strip(), table)
+        choice_config(choice, {"prm": "combined"})
+        runs.append(str(choice))
+    return runs
+
+
 def request_body(model: str, question: Question, run: str, seed: int,
                  max_tokens: int) -> dict[str, Any]:
-    config = choice_config("best_of_n@16" if run == SAMPLES else run)
+    choice = parse_choice("best_of_n@16" if run == SAMPLES else run, policy_strategies())
+    config = choice_config(choice, {"prm": "combined"})
     strategy = {"name": config.model_dump()["name"], **config.model_dump(exclude_unset=True)}
     return {"model": model, "messages": [{"role": "user", "content": question.question}],
             "max_tokens": max_tokens, "temperature": TEMPERATURE, "seed": seed,
@@ -125,19 +188,8 @@ async def collect(base_url: str, model: str, questions: Sequence[Question],
                   grid: Sequence[str], records: Records, concurrency: int, max_tokens: int,
                   api_key: str | None = None) -> float:
     """Every measurement not yet in ``records``; returns the seconds spent."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
     started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(1800),
-                                 headers=headers) as client:
-        gate = asyncio.Semaphore(concurrency)
-
-        async def ask(question: Question, run: str, seed: int) -> dict[str, Any]:
-            async with gate:
-                response = await client.post("/v1/chat/completions", json=request_body(
-                    model, question, run, seed, max_tokens))
-                response.raise_for_status()
-                return response.json()
-
+    async with asker(base_url, model, concurrency, max_tokens, api_key) as ask:
         head = questions[:max(1, min(8, len(questions)))]  # the token rate, measured first
         tokens = await _stage(head, SAMPLES, records, ask, _samples_row)
         _print_estimate(questions, grid, records, tokens, time.perf_counter() - started)
@@ -148,7 +200,33 @@ async def collect(base_url: str, model: str, questions: Sequence[Question],
     return time.perf_counter() - started
 
 
-async def _stage(questions: Sequence[Question], run: str, records: Records, ask: Any,
+Ask = Callable[[Question, str, int], Awaitable[dict[str, Any]]]
+"""(question, run, seed) -> the server's answer to that run on the question."""
+
+
+@asynccontextmanager
+async def asker(base_url: str, model: str, concurrency: int, max_tokens: int,
+                api_key: str | None = None, *, strategy: str | None = None
+                ) -> AsyncIterator[Ask]:
+    """One client for a calibration's requests, at most ``concurrency`` at a
+    time. Each asks for its run as the policy names it, or for ``strategy``
+    where the records name the run otherwise (the probe's samples)."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(1800),
+                                 headers=headers) as client:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def ask(question: Question, run: str, seed: int) -> dict[str, Any]:
+            async with gate:
+                response = await client.post("/v1/chat/completions", json=request_body(
+                    model, question, strategy or run, seed, max_tokens))
+                response.raise_for_status()
+                return response.json()
+
+        yield ask
+
+
+async def _stage(questions: Sequence[Question], run: str, records: Records, ask: Ask,
                  row_of: Any) -> int:
     """Asks for what is not yet recorded; returns the tokens it generated."""
     todo = [(i, q) for i, q in enumerate(questions) if (q.key, run) not in records.done]
@@ -183,8 +261,9 @@ def _print_estimate(questions: Sequence[Question], grid: Sequence[str], records:
     samples_tokens = 16 * per_sample * len(questions)
 
     def minutes(runs: Sequence[str]) -> float:
-        searches = sum(SEARCH_COST[r.split("@")[0]] * int(r.split("@")[1]) for r in runs)
-        return (samples_tokens + searches * per_sample * len(questions)) / rate / 60
+        choices = [parse_choice(run, policy_strategies()) for run in runs]
+        samples = sum(SEARCH_COST.get(c.strategy, 1.0) * c.size for c in choices)
+        return (samples_tokens + samples * per_sample * len(questions)) / rate / 60
 
     print(f"{per_sample:.0f} tokens a sample at {rate:.0f} tokens/s: samples and "
           f"{', '.join(grid)} on {len(questions)} questions take about {minutes(grid):.0f} "

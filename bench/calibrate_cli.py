@@ -11,7 +11,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ponder.bench.calibrate import DEFAULT_GRID, Records, collect, load_questions
+import httpx
+
+from ponder.bench.calibrate import (
+    DEFAULT_GRID,
+    Question,
+    Records,
+    RecordsError,
+    collect,
+    grid_runs,
+    load_questions,
+)
 from ponder.bench.calibrate_fit import (
     Fit,
     as_reported,
@@ -21,17 +31,24 @@ from ponder.bench.calibrate_fit import (
     questions_from,
     split,
 )
+from ponder.bench.probe_samples import RUN, collect_samples, interleaved, run_name
+from ponder.core.fingerprint import ModelIdentity, identity_from_json
+from ponder.core.policy import shown_source
+from ponder.core.steps import STEP_DELIMITER
+from ponder.prm.probe_file import PROBE_KEY
+from ponder.server.hardware import CPU_KV_CACHE_GB
 
 
 def _policy_file(result: Fit, report: dict[str, Any]) -> dict[str, Any]:
     policy = result.policy
     return {
         "source": policy.source,
+        "model": policy.model.as_json(),
         "probe": {"samples": policy.probe.samples, "answer_below": policy.probe.answer_below},
         "difficulty": {k: round(v, 4) for k, v in policy.difficulty.items()},
         "bins": [{
             "upper": round(b.upper, 4),
-            "choices": {str(budget): choice for budget, choice in b.choices.items()},
+            "choices": {str(budget): str(choice) for budget, choice in b.choices.items()},
             "measurements": [{"strategy": m.strategy, "accuracy": round(m.accuracy, 4),
                               "tokens": round(m.tokens, 1), "questions": m.questions}
                              for m in measured],
@@ -46,41 +63,126 @@ def _calibrate(args: argparse.Namespace) -> None:
     from ponder.server.embedded_model import embedded_model_dir
 
     questions = load_questions(args.data)
-    grid = args.grid.split(",") if args.grid else list(DEFAULT_GRID)
+    try:
+        grid = grid_runs(args.grid.split(",") if args.grid else DEFAULT_GRID)
+    except ValueError as error:
+        raise SystemExit(f"ponder calibrate: --grid: {error}") from None
     args.work.mkdir(parents=True, exist_ok=True)
-    records = Records(args.work / "records.jsonl")
-    with contextlib.ExitStack() as stack:
-        if args.url:
-            base_url = args.url
+    path = args.work / "records.jsonl"
+    probe = args.probe if args.probe is not None else args.url is None
+    seconds = 0.0
+    try:
+        if args.refit:
+            records = Records(path, Records.model_of(path))
         else:
-            port = free_port()
-            command = ponder_command(port, args.model or str(embedded_model_dir()),
-                                     args.served_model_name, args.kv_cache_gb)
-            base_url = stack.enter_context(
-                launched("ponder", command, port, args.served_model_name)).base_url
-        seconds = asyncio.run(collect(base_url, args.served_model_name, questions, grid, records,
-                                      args.concurrency, args.max_tokens, args.api_key))
+            with contextlib.ExitStack() as stack:
+                if args.url:
+                    base_url = args.url
+                else:
+                    port = free_port()
+                    command = ponder_command(port, args.model or str(embedded_model_dir()),
+                                             args.served_model_name, args.kv_cache_gb)
+                    base_url = stack.enter_context(
+                        launched("ponder", command, port, args.served_model_name)).base_url
+                records = Records(path, served_model(base_url, args.api_key))
+                if not args.probe_only:
+                    seconds = asyncio.run(collect(
+                        base_url, args.served_model_name, questions, grid, records,
+                        args.concurrency, args.max_tokens, args.api_key))
+                if probe:
+                    seconds += asyncio.run(collect_samples(
+                        base_url, args.served_model_name, interleaved(questions), records,
+                        samples=args.probe_samples, concurrency=args.concurrency,
+                        max_tokens=args.max_tokens, api_key=args.api_key))
+    except RecordsError as error:
+        raise SystemExit(f"ponder calibrate: {error}") from None
+    probe_file = None
+    if probe:
+        probe_file = _fit_probe(args, questions, records, seconds)
+    if not args.probe_only:
+        _fit_policy(args, questions, grid, records, seconds, probe_file)
+    elif probe_file is not None and args.output.exists():
+        _name_probe(args.output, probe_file)
+
+
+def _name_probe(policy_path: Path, probe_file: Path) -> None:
+    """The policy at ``policy_path`` names the probe fit beside it."""
+    policy = json.loads(policy_path.read_text())
+    policy[PROBE_KEY] = probe_file.name
+    policy_path.write_text(json.dumps(policy, indent=2) + "\n")
+
+
+def _fit_probe(args: argparse.Namespace, questions: list[Question], records: Records,
+               seconds: float) -> Path:
+    """The probe, fit and written beside the policy (``<policy>-probe.json``
+    and its ``.safetensors``); the report printed."""
+    from ponder.bench.probe_calibrate import fit_and_report, print_report
+    from ponder.prm.probe_file import write_probe
+    from ponder.server.config import EMBEDDED_STEP_DELIMITER
+    from ponder.server.embedded_model import embedded_model_dir, is_embedded_model
+
+    model_dir = Path(args.model) if args.model else embedded_model_dir()
+    if not (model_dir / "config.json").is_file():
+        raise SystemExit("ponder calibrate --probe reads hidden states from the model's own "
+                         f"files; give --model a local model directory ({model_dir} is not)")
+    run = run_name(args.probe_samples)
+    rows = [records.done[q.key, run] for q in questions if (q.key, run) in records.done]
+    delimiter = (EMBEDDED_STEP_DELIMITER if args.model is None or is_embedded_model(args.model)
+                 else STEP_DELIMITER)
+    command = (f"ponder calibrate{' --probe-only' if args.probe_only else ' --probe'} --data "
+               f"{' '.join(shown_source(d) for d in args.data)} --output {args.output} --work "
+               f"{args.work} --probe-samples {args.probe_samples} --max-tokens "
+               f"{args.max_tokens} --concurrency {args.concurrency} --train-share "
+               f"{args.train_share} --seed {args.seed} ({time.strftime('%Y-%m-%d')})")
+    result = fit_and_report(rows, model_dir, records.model, delimiter=delimiter,
+                            held_out_share=1 - args.train_share, seed=args.seed,
+                            samples=args.probe_samples, command=command)
+    result.report["minutes_sampling_this_session"] = round(seconds / 60, 1)
+    out = args.output.with_name(f"{args.output.stem}-probe.json")
+    write_probe(result.probe, out)
+    (args.work / "probe-report.json").write_text(json.dumps(result.report, indent=2) + "\n")
+    print_report(result.report)
+    print(f"wrote {out}, {out.with_suffix('.safetensors')} and {args.work / 'probe-report.json'}")
+    return out
+
+
+def _fit_policy(args: argparse.Namespace, questions: list[Question], grid: list[str],
+                records: Records, seconds: float, probe_file: Path | None) -> None:
+    model = records.model
     keys = {q.key for q in questions}
-    measured = questions_from({k: v for k, v in records.done.items() if k[0] in keys})
+    measured = questions_from({k: v for k, v in records.done.items()
+                               if k[0] in keys and not k[1].startswith(RUN)})
     train, held_out = split(measured, args.train_share, args.seed)
-    source = (f"ponder calibrate --data {' '.join(args.data)} --grid {','.join(grid)} "
-              f"({time.strftime('%Y-%m-%d')}, {len(train)} training questions)")
-    result = fit(train, grid, source)
+    refit = " --refit" if args.refit else ""
+    source = shown_source(f"ponder calibrate{refit} --data {' '.join(args.data)} --grid "
+                          f"{','.join(grid)} ({time.strftime('%Y-%m-%d')}, {len(train)} "
+                          "training questions)")
+    result = fit(train, grid, source, model)
     table = held_out_report(held_out, grid, result)
     source_of = {q.key: q.source for q in questions}
-    by_source = {source: held_out_report([q for q in held_out if source_of[q.key] == source],
-                                         grid, result)
+    by_source = {shown_source(source): held_out_report(
+                     [q for q in held_out if source_of[q.key] == source], grid, result)
                  for source in args.data if any(source_of[q.key] == source for q in held_out)}
-    report = {"data": args.data, "grid": grid, "train": len(train), "held_out": len(held_out),
+    report = {"data": [shown_source(spec) for spec in args.data], "grid": grid, "train": len(train), "held_out": len(held_out),
               "seed": args.seed, "minutes_this_session": round(seconds / 60, 1),
               "label_free": {"combined": as_reported(result.combined_unlabelled),
                              "reward-free": as_reported(result.reward_free_unlabelled)},
               "table": table, "by_source": by_source}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(_policy_file(result, report), indent=2) + "\n")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    policy = _policy_file(result, report)
+    if probe_file is not None:
+        policy[PROBE_KEY] = probe_file.name
+    args.output.write_text(json.dumps(policy, indent=2) + "\n")
     print_table(table)
-    plot_policy(json.loads(args.out.read_text()), args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    plot_policy(json.loads(args.output.read_text()), args.output.with_suffix(".png"))
+    print(f"wrote {args.output} and {args.output.with_suffix('.png')}")
+
+
+def served_model(base_url: str, api_key: str | None) -> ModelIdentity:
+    """The model the server serves, as its measurements will name it."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    listing = httpx.get(f"{base_url}/v1/strategies", headers=headers, timeout=60).json()
+    return identity_from_json(listing.get("model"), "model")
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -138,8 +240,8 @@ def _handler(args: argparse.Namespace) -> None:
     if args.report is not None:
         _report(args)
         return
-    if not args.data or args.out is None:
-        raise SystemExit("ponder calibrate: --data and --out are needed (or --report FILE)")
+    if not args.data or args.output is None:
+        raise SystemExit("ponder calibrate: --data and --output are needed (or --report FILE)")
     _calibrate(args)
 
 
@@ -150,18 +252,37 @@ def add_calibrate_command(commands: Any) -> None:
     parser.add_argument("--data", nargs="+", default=[],
                         help="JSONL of {question, answer} (GSM8K's too), FILE:COUNT, or "
                         "gen:LEVEL:COUNT:SEED (bench's generated sets); several mix")
-    parser.add_argument("--out", type=Path, help="the policy file to write")
+    parser.add_argument("--output", type=Path, help="the policy file to write")
+    parser.add_argument("--out", dest="output", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--report", type=Path, help="print a policy file as a table and plot it")
     parser.add_argument("--url", help="a running ponder server (default: start one)")
     parser.add_argument("--api-key")
     parser.add_argument("--model", help="model directory (default: the embedded model)")
     parser.add_argument("--served-model-name", default="smollm2")
-    parser.add_argument("--kv-cache-gb", type=float, default=4.0)
+    parser.add_argument("--kv-cache-gb", type=float,
+                        default=CPU_KV_CACHE_GB,
+                        help="KV cache of the engine started, in GiB (default: %(default)s, "
+                        "as ponder serve on a CPU)")
     parser.add_argument("--work", type=Path, default=Path("bench/results/calibrate"),
                         help="where measurements are kept (a rerun continues from them)")
-    parser.add_argument("--grid", help=f"searches to measure (default: {','.join(DEFAULT_GRID)})")
+    parser.add_argument("--refit", action="store_true",
+                        help="fit again from the measurements in --work alone, asking no server "
+                        "(after a change to the fit; the records name their model)")
+    parser.add_argument("--grid", help="choices to measure beside the votes and best-of-N the "
+                        "samples give offline, comma-separated, options after '?' (quote them "
+                        "in a shell): searches, or self_consistency@16?first=4, "
+                        "best_of_n@16?prune_every=32&prune_keep=0.5 (default: "
+                        f"{','.join(DEFAULT_GRID)})")
     parser.add_argument("--train-share", type=float, default=0.7)
     parser.add_argument("--seed", type=int, default=0, help="of the train/held-out split")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=160)
+    parser.add_argument("--probe", action=argparse.BooleanOptionalAction, default=None,
+                        help="also fit the hidden-state probe (prm 'probe') on samples of "
+                        "these questions and write it beside the policy (default: on when "
+                        "calibrate starts the server itself, so the model's files are here)")
+    parser.add_argument("--probe-only", action="store_true",
+                        help="sample and fit the probe alone; the policy is left as it is")
+    parser.add_argument("--probe-samples", type=int, default=8,
+                        help="samples per question the probe is fit and judged on")
     parser.set_defaults(handler=_handler)

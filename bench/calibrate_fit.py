@@ -5,7 +5,8 @@ Everything whole samples can give is computed offline from each question's
 16 recorded samples, as their first n: the vote, best-of-N under any
 weights, pass@n, and the probe (the first 4). Searches are what the
 server recorded. A question's cost is its generated tokens; ``auto``'s
-includes its probe.
+includes its probe. ``auto`` is replayed by the rule the server runs,
+:func:`ponder.core.policy.decide`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,22 @@ from typing import Any
 
 from ponder.bench.accuracy import wilson_interval
 from ponder.bench.calibrate import PROBE, SAMPLES
+from ponder.core.answers import answer_shares, group_answers
+from ponder.core.fingerprint import ModelIdentity
 from ponder.core.frontier import Measurement, choose_per_bin
-from ponder.core.policy import SIGNALS, Bin, Policy, Probe, probe_signals
+from ponder.core.policy import (
+    SIGNALS,
+    Bin,
+    Choice,
+    Policy,
+    Probe,
+    decide,
+    parse_choice,
+    probe_signals,
+)
 from ponder.prm.combination import Weights, fit_with_labels, fit_without_labels
-from ponder.prm.combined import REWARD_FREE_PARTS, vote_shares
-from ponder.strategies.answers import answers_equivalent
+from ponder.prm.combined import REWARD_FREE_PARTS
+from ponder.strategies.registry import policy_strategies
 
 COMBINED_PARTS = ("step-checker", *REWARD_FREE_PARTS)
 POOLED_SIZES = (4, 8, 16)
@@ -76,24 +88,15 @@ def _tokens(samples: Sequence[dict[str, Any]]) -> int:
 def vote(samples: Sequence[dict[str, Any]]) -> Outcome:
     """The plain vote: the largest group of equivalent answers (the first
     seen on a tie)."""
-    groups: list[list[dict[str, Any]]] = []
-    for sample in samples:
-        if sample["answer"] is None:
-            continue
-        group = next((g for g in groups if answers_equivalent(g[0]["answer"], sample["answer"])),
-                     None)
-        if group is None:
-            groups.append([sample])
-        else:
-            group.append(sample)
-    best = max(groups, key=len, default=None)
-    return Outcome(best is not None and best[0]["correct"], _tokens(samples))
+    groups = group_answers([s["answer"] for s in samples]).groups
+    best = max(groups, key=lambda g: g.count, default=None)
+    return Outcome(best is not None and samples[best.members[0]]["correct"], _tokens(samples))
 
 
 def rows(samples: Sequence[dict[str, Any]], names: Sequence[str]) -> list[list[float]]:
     """Each sample's parts, with its vote share recomputed over ``samples``
     (as the server computes it over the solutions it scores together)."""
-    shares = vote_shares([s["answer"] for s in samples])
+    shares = answer_shares([s["answer"] for s in samples])
     return [[share if n == "vote-share" else s["parts"].get(n, 0.5) for n in names]
             for s, share in zip(samples, shares)]
 
@@ -134,45 +137,57 @@ def fit_verifiers(train: Sequence[Question], names: Sequence[str], *,
 def signals_of(question: Question) -> dict[str, float]:
     probe = question.first(PROBE)
     return probe_signals([s["answer"] for s in probe], [s["parts"] for s in probe],
-                         [s["tokens"] for s in probe], answers_equivalent)
+                         [s["tokens"] for s in probe])
 
 
-def outcome(question: Question, strategy: str, combined: Weights, *, after_probe: bool = False
-            ) -> Outcome | None:
-    """What ``strategy`` did on the question (``after_probe``: as ``auto``
-    runs it, a search paying for the probe before it; the vote and
-    best-of-N count the probe's samples as their first); None for a search
-    it was not measured with."""
-    name, _, size = strategy.partition("@")
-    n = int(size)
-    if name == "self_consistency":
-        return vote(question.first(n))
-    if name == "best_of_n":
-        return best_of(question.first(n), combined.score, combined.names)
-    searched = question.searches.get(strategy)
+def outcome(question: Question, choice: Choice, combined: Weights, *,
+            after_probe: bool = False) -> Outcome | None:
+    """What ``choice`` did on the question (``after_probe``: as ``auto``
+    runs it, a choice that does not reuse the probe's samples paying for
+    them before it); None for a run it was not measured with."""
+    replay = REPLAYED.get(choice.strategy)
+    if replay is not None and not choice.options:
+        return replay(question.first(choice.size), combined)
+    searched = question.searches.get(str(choice))
     if searched is None:
         return None
-    probe = _tokens(question.first(PROBE)) if after_probe else 0
+    probe = _tokens(question.first(PROBE)) if after_probe and not choice.reuses_probe else 0
     return Outcome(searched.correct, searched.tokens + probe)
 
 
-def strategies(grid: Sequence[str]) -> list[str]:
-    return [f"{name}@{n}" for name in ("self_consistency", "best_of_n") for n in POOLED_SIZES
-            ] + list(grid)
+REPLAYED: dict[str, Callable[[Sequence[dict[str, Any]], Weights], Outcome]] = {
+    "self_consistency": lambda samples, _: vote(samples),
+    "best_of_n": lambda samples, combined: best_of(samples, combined.score, combined.names),
+}
+"""What the recorded whole samples give offline, at any size up to theirs."""
 
 
-def measurements(questions: Sequence[Question], grid: Sequence[str], combined: Weights
-                 ) -> list[Measurement]:
+def choices(grid: Sequence[str]) -> list[Choice]:
+    """Every choice measured: each replayed strategy at each pooled size,
+    and the grid's runs."""
+    table = policy_strategies()
+    return [parse_choice(f"{name}@{n}", table) for name in REPLAYED for n in POOLED_SIZES] + [
+        parse_choice(text, table) for text in grid]
+
+
+def probe_choice() -> Choice:
+    return parse_choice(f"best_of_n@{PROBE}", policy_strategies())
+
+
+def measurements(questions: Sequence[Question], grid: Sequence[str], combined: Weights, *,
+                 after_probe: bool = False) -> list[Measurement]:
     found = []
-    for strategy in strategies(grid):
-        outcomes = [o for q in questions if (o := outcome(q, strategy, combined)) is not None]
+    for choice in choices(grid):
+        outcomes = [o for q in questions
+                    if (o := outcome(q, choice, combined, after_probe=after_probe)) is not None]
         if outcomes:
-            found.append(Measurement(strategy, fmean(o.correct for o in outcomes),
+            found.append(Measurement(str(choice), fmean(o.correct for o in outcomes),
                                      fmean(o.tokens for o in outcomes), len(outcomes)))
     return found
 
 
-def fit(train: Sequence[Question], grid: Sequence[str], source: str) -> Fit:
+def fit(train: Sequence[Question], grid: Sequence[str], source: str,
+        model: ModelIdentity) -> Fit:
     combined, combined_unlabelled = fit_verifiers(train, COMBINED_PARTS)
     # Without labels or a checker, only the vote holds up alone (on the
     # embedded model every other reward-free part picks worse than it): the
@@ -182,7 +197,7 @@ def fit(train: Sequence[Question], grid: Sequence[str], source: str) -> Fit:
     reward_free, reward_free_unlabelled = fit_verifiers(train, REWARD_FREE_PARTS,
                                                         label_free_anchor="vote-share")
     probe_rows = [[signals_of(q)[s] for s in SIGNALS] for q in train]
-    probe_right = [outcome(q, f"best_of_n@{PROBE}", combined).correct for q in train]  # type: ignore[union-attr]
+    probe_right = [outcome(q, probe_choice(), combined).correct for q in train]  # type: ignore[union-attr]
     difficulty = fit_with_labels(SIGNALS, probe_rows, probe_right)
     estimates = sorted(1 - difficulty.score(row) for row in probe_rows)
     uppers = [estimates[len(estimates) * (i + 1) // BINS - 1] for i in range(BINS - 1)] + [1.0]
@@ -191,23 +206,28 @@ def fit(train: Sequence[Question], grid: Sequence[str], source: str) -> Fit:
     for question, row in zip(train, probe_rows):
         d = 1 - difficulty.score(row)
         per_bin[next(i for i, u in enumerate(uppers) if d <= u)].append(question)
-    bins = [measurements(qs, grid, combined) for qs in per_bin]
+    # As auto runs them: a choice that does not reuse the probe pays for it.
+    bins = [measurements(qs, grid, combined, after_probe=True) for qs in per_bin]
     # A budget is in samples: each bin's tokens in its own samples' worth
     # (hard questions draw longer samples, and a budget of 16 must still
     # buy 16 of them there).
     in_samples = {b: [replace(m, tokens=m.tokens / _sample_tokens(qs)) for m in measured]
                   for b, (qs, measured) in enumerate(zip(per_bin, bins))}
-    choices: dict[int, dict[int, str]] = {b: {} for b in range(len(uppers))}
+    by_name = {str(c): c for c in choices(grid)}
+    picked: dict[int, dict[int, Choice]] = {b: {} for b in range(len(uppers))}
     for budget in BUDGETS:
-        chosen = choose_per_bin(in_samples, budget * SLACK, fallback=f"self_consistency@{PROBE}")
-        for b, choice in chosen.items():
-            choices[b][budget] = choice.strategy
-    policy_bins = tuple(Bin(u, choices[b]) for b, u in enumerate(uppers))
+        # Only what auto would run at this budget: its size, and the probe's, fit.
+        fitting = {b: [m for m in measured if by_name[m.strategy].cost(PROBE) <= budget]
+                   for b, measured in in_samples.items()}
+        chosen = choose_per_bin(fitting, budget * SLACK, fallback=f"self_consistency@{PROBE}")
+        for b, pick in chosen.items():
+            picked[b][budget] = by_name[pick.strategy]
+    policy_bins = tuple(Bin(u, picked[b]) for b, u in enumerate(uppers))
     weights = {"bias": difficulty.bias, **dict(zip(difficulty.names, difficulty.weights))}
-    draft = Policy(source, Probe(PROBE, 0.0), weights, policy_bins, {})
+    draft = Policy(source, model, Probe(PROBE, 0.0), weights, policy_bins, {})
     answer_below = _answer_below(train, draft, combined)
     return Fit(combined, reward_free, combined_unlabelled, reward_free_unlabelled, difficulty,
-               Policy(source, Probe(PROBE, answer_below), weights, policy_bins,
+               Policy(source, model, Probe(PROBE, answer_below), weights, policy_bins,
                       {"combined": as_weights(combined),
                        "reward-free": as_weights(reward_free)}), bins)
 
@@ -257,17 +277,11 @@ def _answer_below(train: Sequence[Question], policy: Policy, combined: Weights) 
 
 
 def _auto(question: Question, policy: Policy, combined: Weights, budget: int) -> Outcome | None:
-    d = policy.difficulty_of(signals_of(question))
-    probe = outcome(question, f"best_of_n@{PROBE}", combined)
-    if d < policy.probe.answer_below:
-        return probe
-    choice = policy.bin_of(d)[1].choice_for(budget)
-    if choice is None:
-        return probe
-    name, _, size = choice.partition("@")
-    if name in ("self_consistency", "best_of_n") and int(size) <= PROBE:
-        return probe
-    return outcome(question, choice, combined, after_probe=True)
+    """``auto`` at ``budget``, as the server decides it."""
+    decision = decide(policy, signals_of(question), budget, PROBE)
+    if decision.choice is None:
+        return outcome(question, probe_choice(), combined)
+    return outcome(question, decision.choice, combined, after_probe=True)
 
 
 # --- the held-out report -----------------------------------------------------
@@ -286,8 +300,8 @@ def held_out_report(held_out: Sequence[Question], grid: Sequence[str], result: F
                     ) -> list[dict[str, Any]]:
     """Every fixed strategy, ``auto`` at each budget, and best-of-N under
     every verifier, labelled and label-free combinations, and pass@n."""
-    table = [_row(s, [outcome(q, s, result.combined) for q in held_out])
-             for s in strategies(grid)]
+    table = [_row(str(c), [outcome(q, c, result.combined) for q in held_out])
+             for c in choices(grid)]
     table += [_row(f"auto@{b}", [_auto(q, result.policy, result.combined, b) for q in held_out])
               for b in BUDGETS]
     verifiers: dict[str, Weights] = {

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path("bench/results")
+
+
+def _recorded(handler: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
+    """``handler``, with the run's provenance taken as it starts."""
+    def run(args: argparse.Namespace) -> None:
+        from ponder.bench.provenance import provenance
+
+        provenance()
+        handler(args)
+    return run
 
 
 def _overhead(args: argparse.Namespace) -> None:
@@ -14,16 +25,15 @@ def _overhead(args: argparse.Namespace) -> None:
     from ponder.server.embedded_model import embedded_model_dir
 
     model_dir = args.model or str(embedded_model_dir())
-    report = run_overhead(model_dir, args.requests, args.concurrency, args.max_tokens,
+    report = run_overhead(model_dir, args.problems, args.concurrency, args.max_tokens,
                           args.kv_cache_gb, args.rounds, args.output)
     print_report(report)
 
 
 def _fanout(args: argparse.Namespace) -> None:
-    import json
-
     from ponder.bench.fanout import compare_fanout
     from ponder.bench.problems import generated
+    from ponder.bench.provenance import write_result
     from ponder.server.embedded_model import embedded_model_dir
 
     report = compare_fanout(
@@ -32,8 +42,7 @@ def _fanout(args: argparse.Namespace) -> None:
         args.through, args.rounds,
     )
     output = args.output or RESULTS / "fanout" / f"{args.through}-n{args.n}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2))
+    write_result(output, report)
     print(f"{args.through} through ponder: {report['ponder']['throughput_tok_s']} tok/s; vLLM "
           f"n={args.n}: {report['vllm']['throughput_tok_s']} tok/s; ratio {report['ratio']}x "
           f"(target >= 0.95); wrote {output}")
@@ -55,29 +64,48 @@ def _chosen(runs: list[Any], selectors: str | None) -> list[Any]:
     return chosen
 
 
+def _fitting(runs: list[Any], cap: int, named: bool) -> list[Any]:
+    """The runs a server that allows ``cap`` samples a run can serve. Runs
+    named on the command line must all fit; of the default grid, those that
+    do not are left out, with a note."""
+    too_big = [r for r in runs if r.max_samples > cap]
+    if too_big and named:
+        need = max(r.max_samples for r in too_big)
+        raise SystemExit(
+            f"ponder bench accuracy: {', '.join(r.name for r in too_big)} may draw up to {need} "
+            f"samples a run; the server allows {cap}: pass --max-samples {need} "
+            "(or start the --url server with it)")
+    if too_big:
+        print(f"leaving out {len(too_big)} run(s) the server's --max-samples {cap} refuses: "
+              f"{', '.join(r.name for r in too_big)}")
+    return [r for r in runs if r.max_samples <= cap]
+
+
 def _accuracy(args: argparse.Namespace) -> None:
     import asyncio
     import contextlib
-    import json
 
-    from ponder.bench.accuracy import default_runs, measure, plot, print_table
+    from ponder.bench.accuracy import default_runs, measure, sample_cap
     from ponder.bench.fanout import compare_fanout
     from ponder.bench.problems import from_jsonl, generated
     from ponder.bench.servers import free_port, launched, ponder_command
+    from ponder.server.config import Settings
     from ponder.server.embedded_model import embedded_model_dir
 
-    problems = (from_jsonl(args.data, args.count) if args.data
-                else generated(args.level, args.count, seed=args.seed))
-    runs = _chosen(default_runs(), args.runs)
+    problems = (from_jsonl(args.data, args.problems) if args.data
+                else generated(args.level, args.problems, seed=args.seed))
     model_dir = args.model or str(embedded_model_dir())
+    if args.url:
+        cap = sample_cap(args.url, args.api_key)
+    else:
+        cap = args.max_samples or Settings.model_fields["max_samples"].default
+    runs = _fitting(_chosen(default_runs(), args.runs), cap, named=bool(args.runs))
     with contextlib.ExitStack() as stack:
-        if args.url:
-            base_url = args.url
-        else:
+        base_url = args.url
+        if not base_url:
             port = free_port()
             command = ponder_command(port, model_dir, args.served_model_name, args.kv_cache_gb)
-            if args.max_samples is not None:
-                command += ["--max-samples", str(args.max_samples)]
+            command += ["--max-samples", str(cap)]
             base_url = stack.enter_context(
                 launched("ponder", command, port, args.served_model_name)).base_url
         results = asyncio.run(measure(base_url, args.served_model_name, runs, problems,
@@ -85,21 +113,64 @@ def _accuracy(args: argparse.Namespace) -> None:
     summaries = [r.summary() for r in results]
     label = args.data.name if args.data else f"{args.level} x{len(problems)}"
     report: dict[str, Any] = {"problems": label, "max_tokens": args.max_tokens, "runs": summaries}
+    if args.paired:
+        report["paired"] = _pairs(summaries, args.paired)
     if args.throughput:
         report["fanout_throughput"] = compare_fanout(
             model_dir, problems[: args.throughput_problems], 16, args.max_tokens, 0.7,
             args.concurrency, args.kv_cache_gb)
-    args.output.mkdir(parents=True, exist_ok=True)
-    stem = args.output / f"accuracy-{args.data.stem if args.data else args.level}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    plot(summaries, stem.with_suffix(".png"), f"{label}: accuracy vs generated tokens")
-    print_table(summaries)
+    output = args.output or RESULTS / f"accuracy-{args.data.stem if args.data else args.level}.json"
+    _write_report(report, output, f"{label}: accuracy vs generated tokens")
     if args.throughput:
         fan = report["fanout_throughput"]
         print(f"self_consistency@16 through ponder: {fan['ponder']['throughput_tok_s']} tok/s; "
               f"vLLM n=16: {fan['vllm']['throughput_tok_s']} tok/s; ratio {fan['ratio']}x "
               "(target >= 0.95)")
-    print(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.png')}")
+
+
+def _pairs(summaries: list[dict[str, Any]], spec: str) -> list[dict[str, Any]]:
+    """``NEW:OLD,...`` as paired comparisons of the runs so named."""
+    from ponder.bench.accuracy import paired
+
+    by_name = {s["run"]: s for s in summaries}
+    pairs = [pair.split(":") for pair in spec.split(",")]
+    missing = [name for pair in pairs for name in pair if name not in by_name]
+    if missing:
+        raise SystemExit(f"--paired names runs that did not run: {', '.join(missing)}")
+    return [paired(by_name[new], by_name[old]) for new, old in pairs]
+
+
+def _peers(args: argparse.Namespace) -> None:
+    from ponder.bench.accuracy import SAMPLE_TEMPERATURE, default_runs
+    from ponder.bench.peers import compare_peers
+    from ponder.bench.problems import generated
+    from ponder.server.embedded_model import embedded_model_dir
+
+    problems = generated(args.level, args.problems, seed=args.seed)
+    summaries = compare_peers(
+        args.model or str(embedded_model_dir()), args.served_model_name, problems, args.n,
+        _chosen(default_runs(), args.runs), args.max_tokens, SAMPLE_TEMPERATURE,
+        args.concurrency, args.kv_cache_gb)
+    report: dict[str, Any] = {"problems": f"{args.level} x{len(problems)} (seed {args.seed})",
+                              "max_tokens": args.max_tokens, "runs": summaries}
+    if args.paired:
+        report["paired"] = _pairs(summaries, args.paired)
+    output = args.output or RESULTS / "peers" / f"peers-{args.level}.json"
+    _write_report(report, output, f"{report['problems']}: ponder vs its-hub")
+
+
+def _write_report(report: dict[str, Any], output: Path, title: str) -> None:
+    """The report as JSON with its provenance, its plot beside it, and its
+    tables printed."""
+    from ponder.bench.accuracy import plot, print_paired, print_table
+    from ponder.bench.provenance import write_result
+
+    write_result(output, report)
+    plot(report["runs"], output.with_suffix(".png"), title)
+    print_table(report["runs"])
+    if "paired" in report:
+        print_paired(report["paired"])
+    print(f"wrote {output} and {output.with_suffix('.png')}")
 
 
 def _serving(args: argparse.Namespace, stack: Any, *flags: str) -> tuple[str, int | None]:
@@ -123,6 +194,7 @@ def _fairness(args: argparse.Namespace) -> None:
     import json
 
     from ponder.bench.fairness import probe
+    from ponder.bench.provenance import write_result
 
     flags = [] if args.max_running_samples is None else [
         "--max-running-samples", str(args.max_running_samples)]
@@ -138,8 +210,7 @@ def _fairness(args: argparse.Namespace) -> None:
             print(json.dumps(rounds[-1]))
     report = {"max_running_samples": args.max_running_samples or "default", "rounds": rounds,
               "target": "small-request p99 <= 3x alone, heavy requests finish"}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2))
+    write_result(args.output, report)
     print(f"{'round':>5} {'p50 alone':>10} {'p50 heavy':>10} {'ratio':>6} "
           f"{'p99 alone':>10} {'p99 heavy':>10} {'ratio':>6}  heavy")
     for index, r in enumerate(rounds):
@@ -155,6 +226,7 @@ def _soak(args: argparse.Namespace) -> None:
     import contextlib
     import json
 
+    from ponder.bench.provenance import write_result
     from ponder.bench.soak import soak
 
     with contextlib.ExitStack() as stack:
@@ -165,8 +237,7 @@ def _soak(args: argparse.Namespace) -> None:
             base_url, args.served_model_name, pid, minutes=args.minutes, clients=args.clients,
             interval_s=args.interval, api_key=args.api_key,
             on_sample=lambda sample: print(json.dumps(sample), flush=True)))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2))
+    write_result(args.output, report)
     print(json.dumps({k: report[k] for k in ("requests", "statuses", "verdict")}, indent=2))
     print(f"server errors: {len(report['server_errors'])}; wrote {args.output}")
 
@@ -182,18 +253,29 @@ def _scale(args: argparse.Namespace) -> None:
 
 
 def _blocks(args: argparse.Namespace) -> None:
-    import json
-
     from ponder.bench.blocks import compare_block_sizes, print_report
+    from ponder.bench.provenance import write_result
     from ponder.server.embedded_model import embedded_model_dir
 
     report = compare_block_sizes(args.model or str(embedded_model_dir()),
                                  [int(s) for s in args.sizes.split(",")], args.problems,
                                  args.max_tokens, args.concurrency, args.kv_cache_gb, args.rounds)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2))
+    write_result(args.output, report)
     print_report(report)
     print(f"wrote {args.output}")
+
+
+def _gpu(args: argparse.Namespace) -> None:
+    from ponder.bench.gpu import main
+
+    raise SystemExit(main(args.model, args.gpu_memory_utilization, args.output))
+
+
+def _sizing(args: argparse.Namespace) -> None:
+    from ponder.bench.sizing import write
+
+    print(write(args.output))
+    print(f"wrote {args.output} (computed from KV-cache arithmetic, not measured)")
 
 
 def _plot(args: argparse.Namespace) -> None:
@@ -208,69 +290,114 @@ def _plot(args: argparse.Namespace) -> None:
     print(f"wrote {args.output}")
 
 
-def _server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="a running ponder server (default: start one)")
-    parser.add_argument("--api-key")
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    """The model and engine of the servers a benchmark starts, named and
+    defaulted as `ponder serve` names them."""
+    from ponder.server.hardware import CPU_KV_CACHE_GB
+
     parser.add_argument("--model", help="model directory (default: the embedded model)")
-    parser.add_argument("--served-model-name", default="smollm2")
-    parser.add_argument("--kv-cache-gb", type=float, default=2.0)
+    parser.add_argument("--kv-cache-gb", type=float,
+                        default=CPU_KV_CACHE_GB,
+                        help="KV cache of each engine started, in GiB (default: %(default)s, "
+                        "as ponder serve on a CPU)")
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    """A running server to measure, or the one the benchmark starts."""
+    from ponder.server.embedded_model import EMBEDDED_SERVED_NAME
+
+    parser.add_argument("--url", help="a running ponder server (default: start one)")
+    parser.add_argument("--api-key", help="the --url server's key")
+    parser.add_argument("--served-model-name", default=EMBEDDED_SERVED_NAME,
+                        help="the model name to send (default: %(default)s)")
+    _engine_options(parser)
+
+
+def _problems_option(parser: argparse.ArgumentParser, default: int, *aliases: str) -> None:
+    parser.add_argument("--problems", type=int, default=default,
+                        help="how many problems (default: %(default)s)")
+    for alias in aliases:  # earlier spellings still parse, unlisted
+        parser.add_argument(alias, dest="problems", type=int, help=argparse.SUPPRESS)
+
+
+def _output_option(parser: argparse.ArgumentParser, default: Path | None, what: str) -> None:
+    parser.add_argument("--output", type=Path, default=default,
+                        help=f"the JSON result file (default: {default or what})")
 
 
 def add_bench_commands(commands: Any) -> None:
+    from ponder.bench.report import add_report_command
+    from ponder.bench.sizing import SIZING
+
     bench = commands.add_parser("bench", help="Run a benchmark (see `ponder bench -h`).")
     kinds = bench.add_subparsers(dest="bench", required=True)
 
     overhead = kinds.add_parser(
         "overhead", help="ponder vs vLLM's own OpenAI server: throughput, latency, TTFT.")
-    overhead.add_argument("--model", help="model directory (default: the embedded model)")
-    overhead.add_argument("--requests", type=int, default=64)
+    _engine_options(overhead)
+    _problems_option(overhead, 64)
     overhead.add_argument("--concurrency", type=int, default=8)
     overhead.add_argument("--max-tokens", type=int, default=128)
-    overhead.add_argument("--kv-cache-gb", type=float, default=2.0)
     overhead.add_argument("--rounds", type=int, default=1,
                           help="alternate the two servers this many times; report each one's best")
-    overhead.add_argument("--output", type=Path, default=RESULTS / "overhead.json")
-    overhead.set_defaults(handler=_overhead)
+    _output_option(overhead, RESULTS / "overhead.json", "")
+    overhead.set_defaults(handler=_recorded(_overhead))
 
     fanout = kinds.add_parser(
         "fanout", help="n samples per prompt through ponder vs vLLM's own n: tokens/s.")
-    fanout.add_argument("--model", help="model directory (default: the embedded model)")
-    fanout.add_argument("--through", choices=["none", "self_consistency"], default="none",
+    _engine_options(fanout)
+    fanout.add_argument("--through", choices=["none", "self_consistency", "best_of_n"],
+                        default="none",
                         help="ponder's side: OpenAI's n with strategy none, or one "
-                        "self_consistency run of n samples")
+                        "self_consistency or best_of_n run of n samples")
     fanout.add_argument("--n", type=int, default=8)
-    fanout.add_argument("--problems", type=int, default=16)
+    _problems_option(fanout, 16)
     fanout.add_argument("--max-tokens", type=int, default=128)
     fanout.add_argument("--temperature", type=float, default=0.7)
     fanout.add_argument("--concurrency", type=int, default=4)
-    fanout.add_argument("--kv-cache-gb", type=float, default=2.0)
     fanout.add_argument("--rounds", type=int, default=2,
                         help="alternate the two servers this many times; report each one's best")
-    fanout.add_argument("--output", type=Path, help="default: bench/results/fanout/THROUGH-nN.json")
-    fanout.set_defaults(handler=_fanout)
+    _output_option(fanout, None, "bench/results/fanout/THROUGH-nN.json")
+    fanout.set_defaults(handler=_recorded(_fanout))
 
     accuracy = kinds.add_parser(
         "accuracy", help="accuracy vs generated tokens for each strategy, with pass@n.")
-    accuracy.add_argument("--url", help="a running ponder server (default: start one)")
-    accuracy.add_argument("--api-key")
-    accuracy.add_argument("--model", help="model directory (default: the embedded model)")
-    accuracy.add_argument("--served-model-name", default="smollm2")
+    _server_options(accuracy)
     accuracy.add_argument("--level", choices=["one-op", "two-op"], default="one-op")
     accuracy.add_argument("--data", type=Path, help="JSONL of {question, answer} (GSM8K too)")
-    accuracy.add_argument("--count", type=int, default=300)
-    accuracy.add_argument("--seed", type=int, default=0)
+    _problems_option(accuracy, 300, "--count")
+    accuracy.add_argument("--seed", type=int, default=0, help="of the generated problems")
     accuracy.add_argument("--runs", help="comma-separated run names (sc-direct@4) or prefixes "
-                          "(sc-cot, bon-), run in the order named")
+                          "(sc-cot, bon-), run in the order named (default: every run that "
+                          "fits the server's --max-samples)")
     accuracy.add_argument("--concurrency", type=int, default=4)
     accuracy.add_argument("--max-tokens", type=int, default=256)
-    accuracy.add_argument("--kv-cache-gb", type=float, default=4.0)
     accuracy.add_argument("--max-samples", type=int,
-                          help="the started server's --max-samples (searches at 32 need 320)")
+                          help="the started server's --max-samples (default: ponder serve's; "
+                          "searches at 32 need 320)")
     accuracy.add_argument("--throughput", action=argparse.BooleanOptionalAction, default=True,
                           help="also compare self_consistency@16 with vLLM's own n=16")
     accuracy.add_argument("--throughput-problems", type=int, default=32)
-    accuracy.add_argument("--output", type=Path, default=RESULTS)
-    accuracy.set_defaults(handler=_accuracy)
+    accuracy.add_argument("--paired", help="comma-separated NEW:OLD run pairs to compare "
+                          "question by question (difference with its 95%% interval, cost ratios)")
+    _output_option(accuracy, None, "bench/results/accuracy-LEVEL.json; the plot beside it")
+    accuracy.set_defaults(handler=_recorded(_accuracy))
+
+    peers = kinds.add_parser(
+        "peers", help="its-hub's self-consistency over vLLM's own server vs ponder's "
+        "strategies, same questions, same dtype, one server at a time (needs its_hub).")
+    _engine_options(peers)
+    peers.add_argument("--served-model-name", default="smollm2")
+    peers.add_argument("--level", choices=["one-op", "two-op"], default="one-op")
+    _problems_option(peers, 120, "--count")
+    peers.add_argument("--seed", type=int, default=0, help="of the generated problems")
+    peers.add_argument("--n", type=int, default=8, help="its-hub's budget (samples per question)")
+    peers.add_argument("--runs", required=True, help="ponder's runs, as for `bench accuracy`")
+    peers.add_argument("--paired", help="NEW:OLD run pairs (its-hub's run is its-hub-sc@N)")
+    peers.add_argument("--concurrency", type=int, default=4)
+    peers.add_argument("--max-tokens", type=int, default=256)
+    _output_option(peers, None, "bench/results/peers/peers-LEVEL.json; the plot beside it")
+    peers.set_defaults(handler=_recorded(_peers))
 
     fairness = kinds.add_parser(
         "fairness", help="small requests alone vs beside two self_consistency n=64: p50/p99.")
@@ -282,8 +409,8 @@ def add_bench_commands(commands: Any) -> None:
     fairness.add_argument("--per-client", type=int, default=8)
     fairness.add_argument("--heavy-n", type=int, default=64)
     fairness.add_argument("--heavy-max-tokens", type=int, default=192)
-    fairness.add_argument("--output", type=Path, default=RESULTS / "fairness.json")
-    fairness.set_defaults(handler=_fairness)
+    _output_option(fairness, RESULTS / "fairness.json", "")
+    fairness.set_defaults(handler=_recorded(_fairness))
 
     soak = kinds.add_parser(
         "soak", help="mixed traffic for a long time; process-tree RSS, fds, asyncio tasks.")
@@ -292,19 +419,36 @@ def add_bench_commands(commands: Any) -> None:
     soak.add_argument("--minutes", type=float, default=30)
     soak.add_argument("--clients", type=int, default=6)
     soak.add_argument("--interval", type=float, default=30, help="seconds between samples")
-    soak.add_argument("--output", type=Path, default=RESULTS / "soak.json")
-    soak.set_defaults(handler=_soak)
+    _output_option(soak, RESULTS / "soak" / "embedded.json", "")
+    soak.set_defaults(handler=_recorded(_soak))
 
     scale = kinds.add_parser(
         "scale", help="embedded vs ponder over one vLLM server vs two behind vllm-router: "
-        "tokens/s, latency, prefix-cache hit rates (run it under engine-slot --both).")
+        "tokens/s, latency, prefix-cache hit rates. Needs two cores: run it under "
+        "`taskset -c 0,1`, or name the engines' cores in PONDER_FLEET_CORES.")
     scale.add_argument("--model", help="model directory (default: the embedded model)")
-    scale.add_argument("--problems", type=int, default=12)
+    _problems_option(scale, 12)
     scale.add_argument("--concurrency", type=int, default=4)
     scale.add_argument("--max-tokens", type=int, default=64)
     scale.add_argument("--overhead-requests", type=int, default=30)
-    scale.add_argument("--output", type=Path, default=RESULTS / "scale" / "scale.json")
-    scale.set_defaults(handler=_scale)
+    _output_option(scale, RESULTS / "scale" / "scale.json", "")
+    scale.set_defaults(handler=_recorded(_scale))
+
+    gpu = kinds.add_parser(
+        "gpu", help="the GPU smoke test: ponder on the GPU, the API contract, then ponder vs "
+        "vLLM's own server on the same GPU (vllm bench serve, best-of-N@16); without a GPU it "
+        "says so and stops.")
+    gpu.add_argument("--model", help="model directory (default: the embedded model)")
+    gpu.add_argument("--gpu-memory-utilization", type=float, default=0.92,
+                     help="both servers' (vLLM's default)")
+    _output_option(gpu, None, "bench/results/gpu/smoke-<gpu name>.json")
+    gpu.set_defaults(handler=_recorded(_gpu))
+
+    sizing = kinds.add_parser(
+        "sizing", help="best-of-N@16 requests a GPU holds, per model and GPU, computed from "
+        "KV-cache arithmetic (no GPU needed).")
+    _output_option(sizing, SIZING, "")
+    sizing.set_defaults(handler=_recorded(_sizing))
 
     replot = kinds.add_parser(
         "plot", help="one table and accuracy-vs-tokens plot from several `bench accuracy` "
@@ -312,18 +456,19 @@ def add_bench_commands(commands: Any) -> None:
     replot.add_argument("results", type=Path, nargs="+")
     replot.add_argument("--runs", help="comma-separated run name prefixes to keep")
     replot.add_argument("--title", default="accuracy vs generated tokens")
-    replot.add_argument("--output", type=Path, required=True)
+    replot.add_argument("--output", type=Path, required=True, help="the plot (PNG) to write")
     replot.set_defaults(handler=_plot)
 
     blocks = kinds.add_parser(
         "blocks", help="KV block sizes side by side: whole-sample tokens/s and search's "
         "prefix-cache hits (one engine at a time; give it a quiet machine).")
-    blocks.add_argument("--model", help="model directory (default: the embedded model)")
+    _engine_options(blocks)
     blocks.add_argument("--sizes", default="32,128", help="comma-separated block sizes")
-    blocks.add_argument("--problems", type=int, default=8)
+    _problems_option(blocks, 8)
     blocks.add_argument("--max-tokens", type=int, default=160)
     blocks.add_argument("--concurrency", type=int, default=4)
-    blocks.add_argument("--kv-cache-gb", type=float, default=4.0)
     blocks.add_argument("--rounds", type=int, default=2)
-    blocks.add_argument("--output", type=Path, default=RESULTS / "blocks.json")
-    blocks.set_defaults(handler=_blocks)
+    _output_option(blocks, RESULTS / "blocks.json", "")
+    blocks.set_defaults(handler=_recorded(_blocks))
+
+    add_report_command(kinds)

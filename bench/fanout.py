@@ -1,9 +1,9 @@
 """n samples of each prompt through ponder vs the same requests with `n`
 sent to vLLM's own OpenAI server, side by side: the cost of ponder's layer
 over raw fan-out. Through ponder the samples are either OpenAI's `n` choices
-of strategy `none` (one engine request with n children, as vLLM serves them)
-or one `self_consistency` run of n samples (vote, extraction and metadata
-included)."""
+of strategy `none` (one engine request with n children, as vLLM serves them),
+one `self_consistency` run of n samples (vote, extraction and metadata
+included), or one `best_of_n` run (the samples scored by the default PRM)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from ponder.bench.problems import Problem
 from ponder.bench.servers import free_port, launched, ponder_command, vllm_command
 
 SERVED_NAME = "smollm2"
-Through = Literal["none", "self_consistency"]
+Through = Literal["none", "self_consistency", "best_of_n"]
 
 
-async def _throughput(base_url: str, bodies: Sequence[dict[str, Any]], concurrency: int) -> dict[str, float]:
+async def fanout_throughput(base_url: str, bodies: Sequence[dict[str, Any]], concurrency: int) -> dict[str, float]:
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(900)) as client:
         async def one(body: dict[str, Any]) -> int:
@@ -38,8 +38,8 @@ async def _throughput(base_url: str, bodies: Sequence[dict[str, Any]], concurren
             "throughput_tok_s": round(tokens / wall, 2)}
 
 
-def _bodies(problems: Sequence[Problem], n: int, max_tokens: int, temperature: float,
-            through: Through | None) -> list[dict[str, Any]]:
+def fanout_bodies(problems: Sequence[Problem], n: int, max_tokens: int, temperature: float,
+                  through: Through | None) -> list[dict[str, Any]]:
     """The requests for one server; ``through`` None is vLLM's."""
     bodies = []
     for seed, problem in enumerate(problems):
@@ -47,8 +47,8 @@ def _bodies(problems: Sequence[Problem], n: int, max_tokens: int, temperature: f
             "model": SERVED_NAME, "messages": [{"role": "user", "content": problem.question}],
             "max_tokens": max_tokens, "temperature": temperature, "seed": seed,
         }
-        if through == "self_consistency":
-            body["strategy"] = {"name": "self_consistency", "n": n, "prompt": "direct"}
+        if through in ("self_consistency", "best_of_n"):
+            body["strategy"] = {"name": through, "n": n, "prompt": "direct"}
         else:
             body["n"] = n
             if through is not None:
@@ -69,10 +69,10 @@ def compare_fanout(model_dir: str, problems: Sequence[Problem], n: int, max_toke
             port = free_port()
             command = (vllm_command(port, model_dir, SERVED_NAME, kv_cache_gb) if name == "vllm"
                        else ponder_command(port, model_dir, SERVED_NAME, kv_cache_gb))
-            bodies = _bodies(problems, n, max_tokens, temperature,
+            bodies = fanout_bodies(problems, n, max_tokens, temperature,
                              None if name == "vllm" else through)
             with launched(name, command, port, SERVED_NAME) as server:
-                run = asyncio.run(_throughput(server.base_url, bodies, concurrency))
+                run = asyncio.run(fanout_throughput(server.base_url, bodies, concurrency))
             report["runs"].append({"server": name, **run})
             print(report["runs"][-1], flush=True)
     for name in ("vllm", "ponder"):

@@ -60,10 +60,16 @@ def remote_ponder_command(port: int, model_dir: str, engine_url: str,
             "--engine-url", engine_url, *extra]
 
 
-def cores_of_slot() -> list[str]:
-    """The cores `engine-slot` gave this process (ENGINE_SLOT_CORES, e.g.
-    "0 1"), else every core this process may run on."""
-    given = os.environ.get("ENGINE_SLOT_CORES")
+FLEET_CORES = "PONDER_FLEET_CORES"
+"""The cores the fleet's engines may use, one entry per engine, each a core
+or a range as ``VLLM_CPU_OMP_THREADS_BIND`` takes it (``"0 1"``,
+``"0-7 8-15"``)."""
+
+
+def fleet_cores() -> list[str]:
+    """The cores given in ``PONDER_FLEET_CORES``, else every core this
+    process may run on (``taskset -c 0,1 ...`` sets those)."""
+    given = os.environ.get(FLEET_CORES)
     if given:
         return given.split()
     return [str(core) for core in sorted(os.sched_getaffinity(0))]

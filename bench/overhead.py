@@ -14,6 +14,7 @@ from typing import Any
 
 from ponder.bench.load import LoadResult, run_load
 from ponder.bench.problems import generated
+from ponder.bench.provenance import write_result
 from ponder.bench.servers import free_port, launched, ponder_command, vllm_command
 
 SERVED_NAME = "smollm2"
@@ -54,8 +55,7 @@ def run_overhead(model_dir: str, requests: int, concurrency: int, max_tokens: in
             results.append(_measure(name, command, port, bodies, concurrency, warmup=concurrency))
             print(json.dumps(results[-1].summary()))
     report = _report(results)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2))
+    write_result(output, report)
     return report
 
 

@@ -13,11 +13,13 @@ time, latency p50/p95, and each engine's prefix-cache hit rate over the run
 Then the remote path's per-request overhead: sequential one-token requests,
 remote against embedded.
 
-Every engine gets one core (the embedded one and a single remote server the
-first core of the slot; two replicas one core each) and KV blocks of 32
-tokens, so that the step search's short shared prefixes fill whole blocks.
-On a machine of 2 shared cores two replicas cannot show a throughput gain
-over one: ponder, the router and both engines share the same two cores.
+It needs two cores: run it as ``taskset -c 0,1 ponder bench scale`` or give
+the engines' cores in ``PONDER_FLEET_CORES`` (``bench/fleet.py``). Every
+engine gets one of them (the embedded one and a single remote server the
+first; two replicas one each) and KV blocks of 32 tokens, so that the step
+search's short shared prefixes fill whole blocks. On a machine of 2 cores
+two replicas cannot show a throughput gain over one: ponder, the router and
+both engines share the same two cores.
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ import httpx
 
 from ponder.bench.fleet import (
     SERVED_NAME,
-    cores_of_slot,
+    fleet_cores,
     remote_ponder,
     replicas,
     routed,
 )
 from ponder.bench.load import run_load
 from ponder.bench.problems import generated
+from ponder.bench.provenance import write_result
 from ponder.bench.servers import RunningServer, free_port, launched, ponder_command
 
 BLOCK_SIZE = 32
@@ -134,7 +137,7 @@ def _embedded(model_dir: str, core: str) -> Iterator[RunningServer]:
 
 def run_scale(model_dir: str, problems: int, concurrency: int, max_tokens: int,
               overhead_requests: int, output: Path) -> dict[str, Any]:
-    cores = cores_of_slot()
+    cores = fleet_cores()
     per_replica = [cores[0], cores[-1]]
     rows: list[dict[str, Any]] = []
     overhead: dict[str, Any] = {}
@@ -159,8 +162,7 @@ def run_scale(model_dir: str, problems: int, concurrency: int, max_tokens: int,
     report = {"problems": problems, "concurrency": concurrency, "max_tokens": max_tokens,
               "block_size": BLOCK_SIZE, "cores": cores, "runs": rows,
               "one_token_overhead": overhead, "ratios": _ratios(rows)}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2))
+    write_result(output, report)
     return report
 
 

@@ -44,6 +44,9 @@ def _chat(model: str, question: str, **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": question}], **extra}
 
 
+SEARCH = {"prm": "step-checker", "max_steps": 3, "step_delimiter": "\n"}
+
+
 def _requests(model: str) -> dict[str, Callable[[str], dict[str, Any]]]:
     """What a client may send, by kind: every strategy, each way."""
     return {
@@ -63,6 +66,12 @@ def _requests(model: str) -> dict[str, Callable[[str], dict[str, Any]]]:
             "max_tokens": 120}, strategy={"name": "self_consistency", "n": 4}),
         "completion": lambda q: {"model": model, "prompt": q, "max_tokens": 48,
                                  "strategy": "none"},
+        "beam-search": lambda q: _chat(model, q, max_tokens=96, temperature=0.8, strategy={
+            "name": "beam_search", "beam_width": 2, "expand": 2, **SEARCH}),
+        "dvts": lambda q: _chat(model, q, max_tokens=96, temperature=0.8, strategy={
+            "name": "dvts", "n": 4, "expand": 2, **SEARCH}),
+        "auto": lambda q: _chat(model, q, max_tokens=96, temperature=0.8,
+                                strategy={"name": "auto", "n": 8}),
     }
 
 
@@ -157,30 +166,57 @@ def _role(process: psutil.Process) -> str:
     return "api" if "ponder" in title else process.name()
 
 
+ARENA_BYTES = 64 * MIB  # glibc's HEAP_MAX_SIZE on 64 bits: one thread arena's reservation
+
+
 def _memory_parts(pid: int) -> dict[str, float]:
     """The process's RSS by kind of mapping, in MiB: its largest anonymous
     mapping (in the engine worker on a CPU, the KV cache: one tensor), the
-    malloc heap, other anonymous memory (torch's and oneDNN's allocations,
-    thread arenas) and file-backed pages (code, the model's weights)."""
-    parts = {"largest_anonymous": 0.0, "heap": 0.0, "other_anonymous": 0.0, "files": 0.0}
-    mappings: list[tuple[str, int]] = []  # (kind, rss bytes)
-    kind = ""
+    malloc heap (the main arena, grown by brk), other anonymous memory
+    (torch's and oneDNN's allocations, thread arenas) and file-backed pages
+    (code, the model's weights); and the count of glibc thread arenas (an
+    anonymous reservation of 64 MiB on a 64 MiB boundary), which tells
+    arena growth from fragmentation of the main heap."""
+    parts = {"largest_anonymous": 0.0, "heap": 0.0, "other_anonymous": 0.0, "files": 0.0,
+             "heap_size": 0.0, "arenas": 0}
+    mappings: list[tuple[str, int, int, int]] = []  # (kind, start, end, rss bytes)
+    kind, start, end = "", 0, 0
     with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps") as smaps:
         for line in smaps:
-            header = re.match(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ (\d+)\s*(.*)$", line)
+            header = re.match(r"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ (\d+)\s*(.*)$", line)
             if header:
-                inode, name = header.group(1), header.group(2)
+                start, end = int(header.group(1), 16), int(header.group(2), 16)
+                inode, name = header.group(3), header.group(4)
                 kind = ("files" if inode != "0" else "heap" if name == "[heap]"
                         else "anonymous" if not name or name.startswith("[anon") else "other")
             elif line.startswith("Rss:"):
-                mappings.append((kind, int(line.split()[1]) * 1024))
-    anonymous = sorted((rss for kind, rss in mappings if kind == "anonymous"), reverse=True)
+                mappings.append((kind, start, end, int(line.split()[1]) * 1024))
+    anonymous = sorted((rss for kind, _, _, rss in mappings if kind == "anonymous"), reverse=True)
     if anonymous:
         parts["largest_anonymous"] = anonymous[0] / MIB
         parts["other_anonymous"] = sum(anonymous[1:]) / MIB
-    parts["heap"] = sum(rss for kind, rss in mappings if kind == "heap") / MIB
-    parts["files"] = sum(rss for kind, rss in mappings if kind == "files") / MIB
+    parts["heap"] = sum(rss for kind, _, _, rss in mappings if kind == "heap") / MIB
+    parts["heap_size"] = sum(end - start for kind, start, end, _ in mappings if kind == "heap") / MIB
+    parts["files"] = sum(rss for kind, _, _, rss in mappings if kind == "files") / MIB
+    parts["arenas"] = _arenas([(s, e) for kind, s, e, _ in mappings if kind == "anonymous"])
     return parts
+
+
+def _arenas(spans: list[tuple[int, int]]) -> int:
+    """Thread arenas among anonymous mappings: a 64 MiB-aligned start whose
+    run of adjacent mappings (the used part, then the reserved rest) covers
+    exactly 64 MiB."""
+    count = 0
+    for index, (start, end) in enumerate(spans):
+        if start % ARENA_BYTES:
+            continue
+        reach = end
+        for next_start, next_end in spans[index + 1:]:
+            if next_start != reach or reach - start >= ARENA_BYTES:
+                break
+            reach = next_end
+        count += reach - start == ARENA_BYTES
+    return count
 
 
 async def _sample(client: httpx.AsyncClient, server_pid: int, started: float) -> dict[str, Any]:
@@ -193,8 +229,9 @@ async def _sample(client: httpx.AsyncClient, server_pid: int, started: float) ->
             entry["rss_mib"] += process.memory_info().rss / MIB
             entry["fds"] += process.num_fds()
             if _role(process) in ("Worker", "api"):
-                for part, mib in _memory_parts(process.pid).items():
-                    entry[f"{part}_mib"] = entry.get(f"{part}_mib", 0.0) + mib
+                for part, amount in _memory_parts(process.pid).items():
+                    key = part if part == "arenas" else f"{part}_mib"
+                    entry[key] = entry.get(key, 0.0) + amount
     metrics = (await client.get("/metrics")).text
     figures = {name: _metric(metrics, name) for name in (
         "ponder_asyncio_tasks", "ponder_requests_in_flight", "ponder_samples_running",
@@ -261,8 +298,8 @@ def verdict(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "tree_rss_mib": growth(lambda s: s["tree_rss_mib"]),
         **{f"{role.lower()}_{name}": growth(part(role, name))
            for role in ("api", "Worker", "EngineCore")
-           for name in ("rss_mib", "largest_anonymous_mib", "heap_mib", "other_anonymous_mib",
-                        "files_mib") if role != "EngineCore" or name == "rss_mib"},
+           for name in ("rss_mib", "largest_anonymous_mib", "heap_mib", "heap_size_mib",
+                        "other_anonymous_mib", "files_mib", "arenas") if role != "EngineCore" or name == "rss_mib"},
         "tree_fds": growth(lambda s: s["tree_fds"]),
         "asyncio_tasks_idle": samples[-1]["ponder_asyncio_tasks"],
         "asyncio_tasks_before": samples[0]["ponder_asyncio_tasks"],

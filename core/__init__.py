@@ -16,4 +16,6 @@ by the tests).
   log-probabilities (DeepConf's trace confidences, self-certainty).
 * :mod:`~ponder.core.metering`: usage and budgets over every engine and scorer
   call a strategy run makes, however many rounds it takes.
+* :mod:`~ponder.core.redaction`: what an error or a log line may say of
+  outside text: URLs without their credentials, foreign bodies by their shape.
 """

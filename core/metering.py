@@ -8,12 +8,13 @@ and every scorer a run gets in one :class:`Meter`, so
 * ``usage`` is exact for any strategy: every call's prompt, cached and
   generated tokens, and what the scorers read, counted where they are spent
   and once;
-* ``budget`` holds for any strategy: when the run's generated tokens (the
-  policy's and a judging model's) or its wall time run out, the call in
+* ``budget`` holds for any strategy: when the generated tokens (the
+  policy's and a judging model's) or the wall time run out, the call in
   flight is stopped in the engine at once and keeps what it made, later
   calls generate nothing, and a scorer past the deadline leaves its steps
   unscored. The strategy simply finishes with what it has: the best answer
-  so far, with no budget logic of its own.
+  so far, with no budget logic of its own. A budget is the request's: the
+  runs of all its choices draw on one :class:`Allowance`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ponder.core.generation import (
     SampleDelta,
     Sampling,
 )
-from ponder.core.scoring import ProcessRewardModel, Solution, StepScores, preferred_aggregate
+from ponder.core.scoring import ProcessRewardModel, ScorerWrapper, Solution, StepScores
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Usage:
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     scoring_tokens: int = 0
+    probe_tokens: int = 0
+    """Of the completion tokens, those early-exit probes wrote."""
 
     def __iadd__(self, other: Usage) -> Usage:
         self.prompt_tokens += other.prompt_tokens
@@ -49,6 +52,7 @@ class Usage:
         self.completion_tokens += other.completion_tokens
         self.reasoning_tokens += other.reasoning_tokens
         self.scoring_tokens += other.scoring_tokens
+        self.probe_tokens += other.probe_tokens
         return self
 
 
@@ -62,18 +66,43 @@ class Budget:
         return self.max_tokens is not None or self.seconds is not None
 
 
-class Meter:
-    """One strategy run's account."""
+class Allowance:
+    """What one request may spend, shared by every run it makes (one per
+    choice): a request's budget caps them all together."""
 
     def __init__(self, budget: Budget | None = None) -> None:
         self.budget = budget or Budget()
-        self.usage = Usage()
         self.spent = 0
         """Generated tokens charged to the budget."""
         self.exhausted = False
-        self._deadline = (
+        self.deadline = (
             None if self.budget.seconds is None else time.monotonic() + self.budget.seconds
         )
+
+
+class Meter:
+    """One strategy run's account: its own usage, drawn on its request's
+    allowance."""
+
+    def __init__(self, allowance: Allowance | None = None) -> None:
+        self.allowance = allowance or Allowance()
+        self.usage = Usage()
+
+    @property
+    def budget(self) -> Budget:
+        return self.allowance.budget
+
+    @property
+    def spent(self) -> int:
+        return self.allowance.spent
+
+    @property
+    def exhausted(self) -> bool:
+        return self.allowance.exhausted
+
+    @exhausted.setter
+    def exhausted(self, value: bool) -> None:
+        self.allowance.exhausted = value
 
     def generator(self, inner: Generator) -> Generator:
         """The policy's generator: its tokens are the request's usage."""
@@ -84,13 +113,18 @@ class Meter:
         usage, and what it writes counts against the budget too."""
         return MeteredGenerator(inner, self, scoring=True)
 
+    def probe_generator(self, inner: Generator) -> Generator:
+        """What probes a chain for its answer: its tokens are the request's
+        completion tokens, and its probe tokens too."""
+        return MeteredGenerator(inner, self, scoring=False, probing=True)
+
     def scorer(self, inner: ProcessRewardModel) -> ProcessRewardModel:
         return MeteredScorer(inner, self)
 
     def seconds_left(self) -> float | None:
-        if self._deadline is None:
+        if self.allowance.deadline is None:
             return None
-        return max(0.0, self._deadline - time.monotonic())
+        return max(0.0, self.allowance.deadline - time.monotonic())
 
     def charge_prompt(self, prompt_tokens: int, cached_tokens: int, scoring: bool) -> None:
         if scoring:
@@ -99,12 +133,14 @@ class Meter:
             self.usage.prompt_tokens += prompt_tokens
             self.usage.cached_tokens += cached_tokens
 
-    def charge_generated(self, tokens: int, scoring: bool) -> None:
+    def charge_generated(self, tokens: int, scoring: bool, probing: bool = False) -> None:
         if scoring:
             self.usage.scoring_tokens += tokens
         else:
             self.usage.completion_tokens += tokens
-        self.spent += tokens
+        if probing:
+            self.usage.probe_tokens += tokens
+        self.allowance.spent += tokens
         if self.budget.max_tokens is not None and self.spent >= self.budget.max_tokens:
             self.exhausted = True
 
@@ -119,10 +155,13 @@ class Meter:
 
 
 class MeteredGenerator:
-    def __init__(self, inner: Generator, meter: Meter, *, scoring: bool) -> None:
+    def __init__(
+        self, inner: Generator, meter: Meter, *, scoring: bool, probing: bool = False
+    ) -> None:
         self._inner = inner
         self._meter = meter
         self._scoring = scoring
+        self._probing = probing
 
     async def render(self, prompt: Prompt) -> Prompt:
         return await self._inner.render(prompt)
@@ -139,7 +178,8 @@ class MeteredGenerator:
             return collected.generation()
         generation = await self._inner.generate(prompt, n, sampling)
         self._meter.charge_prompt(generation.prompt_tokens, generation.cached_tokens, self._scoring)
-        self._meter.charge_generated(sum(s.num_tokens for s in generation.samples), self._scoring)
+        self._meter.charge_generated(sum(s.num_tokens for s in generation.samples), self._scoring,
+                                     self._probing)
         return generation
 
     async def stream(
@@ -162,7 +202,7 @@ class MeteredGenerator:
                     if not prompt_tokens:
                         prompt_tokens = delta.prompt_tokens
                         meter.charge_prompt(prompt_tokens, delta.cached_tokens, self._scoring)
-                    meter.charge_generated(len(delta.token_ids), self._scoring)
+                    meter.charge_generated(len(delta.token_ids), self._scoring, self._probing)
                     if delta.stop_reason is not None:
                         running.discard(delta.index)
                     yield delta
@@ -174,12 +214,10 @@ class MeteredGenerator:
             yield SampleDelta(index, "", [], prompt_tokens, "length")
 
 
-class MeteredScorer:
+class MeteredScorer(ScorerWrapper):
     def __init__(self, inner: ProcessRewardModel, meter: Meter) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._meter = meter
-        self.reads_logprobs = inner.reads_logprobs
-        self.aggregate = preferred_aggregate(inner)
 
     async def score(self, question: str, solutions: Sequence[Solution]) -> StepScores:
         unscored = StepScores([list(s.known) for s in solutions], tokens=0)
@@ -187,7 +225,7 @@ class MeteredScorer:
             return unscored
         try:
             scored = await asyncio.wait_for(
-                self._inner.score(question, solutions), self._meter.seconds_left()
+                self.inner.score(question, solutions), self._meter.seconds_left()
             )
         except asyncio.TimeoutError:
             self._meter.exhausted = True

@@ -9,6 +9,12 @@ in one call, so a model-backed scorer can batch them in its engine.
 Scores are causal: a step's score depends on the question and the steps up to
 it, never on what follows. That is what lets a search pass a beam's known
 scores along (``Solution.known``) and pay only for the new step.
+
+A score depends on the question and the steps scored, never on timing. A
+scorer that compares solutions with one another (the combined verifier's
+vote share) says so (:func:`compares_solutions`), and is then given the
+whole set to compare in one call: a search's whole round, a best-of-N's
+every sample, never whatever other calls happened to be merged with it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
 from ponder.core.aggregate import Aggregate
+from ponder.core.answers import AnswerFormat
 from ponder.core.generation import Generator, TokenLogprob
 
 
@@ -38,6 +45,9 @@ class Solution:
     (None while a search is still extending it, or when it gave none): a
     scorer that checks the answer against the work (the step checker)
     judges the last step by it."""
+    answer_format: AnswerFormat = "auto"
+    """How ``answer`` compares with other solutions' answers, for a scorer
+    that groups them (the combined verifier's vote share)."""
 
     @property
     def new_steps(self) -> tuple[str, ...]:
@@ -79,6 +89,25 @@ def preferred_aggregate(scorer: ProcessRewardModel) -> Aggregate:
     weakest step), unless the scorer declares an ``aggregate`` of its own
     (a combined scorer's last step already weighs the whole solution)."""
     return cast(Aggregate, getattr(scorer, "aggregate", "min"))
+
+
+def compares_solutions(scorer: ProcessRewardModel) -> bool:
+    """Whether a solution's score depends on the other solutions scored with
+    it (a scorer declares ``compares_solutions = True``)."""
+    return bool(getattr(scorer, "compares_solutions", False))
+
+
+class ScorerWrapper:
+    """Base of a scorer around another (metering, timing): it declares what
+    the inner one declares, the log-probabilities it reads, its aggregate
+    and whether it compares solutions, so wrapping a scorer never changes
+    how its scores are used."""
+
+    def __init__(self, inner: ProcessRewardModel) -> None:
+        self.inner = inner
+        self.reads_logprobs = inner.reads_logprobs
+        self.aggregate = preferred_aggregate(inner)
+        self.compares_solutions = compares_solutions(inner)
 
 
 class ScorerFailed(RuntimeError):

@@ -3,11 +3,11 @@ is :mod:`ponder.core.scoring`."""
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from ponder.core.scoring import Solution, StepScores
+from ponder.core.tasks import gather_all
 
 
 class WholeSolutionPRM(ABC):
@@ -25,7 +25,7 @@ class WholeSolutionPRM(ABC):
                 return list(solution.known), 0
             return await self.score_solution(question, solution.steps)
 
-        scored = await asyncio.gather(*(one(solution) for solution in solutions))
+        scored = await gather_all(*(one(solution) for solution in solutions))
         return StepScores([scores for scores, _ in scored], tokens=sum(n for _, n in scored))
 
     @abstractmethod

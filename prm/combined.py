@@ -6,7 +6,8 @@ Each weak verifier gives a solution one number in [0, 1]:
 * a step scorer the server has (the step checker, a PRM, the self-judge):
   its lowest step score, since a chain is as good as its weakest step;
 * ``vote-share``: the share of the solutions scored together whose final
-  answer is this one's (the plain vote, as a score);
+  answer is this one's (the plain vote, as a score; "the same answer" is
+  :mod:`ponder.core.answers`' rule, the vote's own);
 * ``trace-confidence``: DeepConf's trace confidence (lowest group), mapped
   to [0, 1];
 * ``self-certainty`` and ``mean-logprob``: the reward-free scorers' readings
@@ -21,18 +22,17 @@ solutions compare as wholes at their last step (``aggregate = "last"``).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from fractions import Fraction
 
+from ponder.core.answers import answer_shares
 from ponder.core.confidence import TOP_K, trace_confidence
 from ponder.core.generation import TokenLogprob
 from ponder.core.policy import trace_part
 from ponder.core.scoring import ProcessRewardModel, Solution, StepScores
+from ponder.core.tasks import gather_all
 from ponder.prm.combination import Weights
 from ponder.prm.reward_free import certainty, geometric_mean_probability
-from ponder.prm.step_checker import answer_value
 
 REWARD_FREE_PARTS = ("vote-share", "trace-confidence", "self-certainty", "mean-logprob")
 """The parts every server can compute from the samples alone."""
@@ -52,15 +52,18 @@ class Combined:
         names = tuple(name for name in weights if name != "bias")
         self.weights = Weights(names, tuple(weights[n] for n in names), weights.get("bias", 0.0))
         self.judges = {name: judges[name] for name in names if name in judges}
+        self.compares_solutions = "vote-share" in names
+        """A vote share is a share of the solutions scored together."""
 
     async def score(self, question: str, solutions: Sequence[Solution]) -> StepScores:
         """The judges see every solution whole (``known`` dropped): their
         part is a minimum over all steps, which the known combined scores
         cannot give back."""
         whole = [replace(s, known=()) for s in solutions]
-        judged = dict(zip(self.judges, await asyncio.gather(
+        judged = dict(zip(self.judges, await gather_all(
             *(judge.score(question, whole) for judge in self.judges.values()))))
-        shares = vote_shares([s.answer for s in solutions])
+        shares = answer_shares([s.answer for s in solutions],
+                               solutions[0].answer_format if solutions else "auto")
         scores, parts = [], []
         for index, solution in enumerate(solutions):
             prefixes = [self._parts(solution, k, shares[index],
@@ -90,24 +93,6 @@ class Combined:
             else:
                 parts[name] = readings[name]()
         return parts
-
-
-def vote_shares(answers: Sequence[str | None]) -> list[float]:
-    """Each answer's share of all the solutions: numbers are compared by
-    value (``0.5`` is ``1/2``, ``"64"`` is ``64``), anything else as
-    trimmed, unquoted, case-folded text; a solution without an answer has
-    no share."""
-    keys = [_answer_key(a) for a in answers]
-    count = len(answers) or 1
-    return [0.0 if key is None else sum(k == key for k in keys) / count for key in keys]
-
-
-def _answer_key(answer: str | None) -> Fraction | str | None:
-    text = (answer or "").strip().strip("\"'`").strip()
-    if not text:
-        return None
-    value = answer_value(text)
-    return value if value is not None else text.casefold()
 
 
 def _read(tokens: Sequence[TokenLogprob], reading: Callable[[Sequence[TokenLogprob]], float]

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +16,7 @@ from vllm import AsyncEngineArgs, PoolingParams
 from vllm.exceptions import VLLMClientError
 from vllm.inputs import tokens_input
 from vllm.outputs import PoolingRequestOutput
+from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -32,19 +33,18 @@ _KV_CACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
 
 @asynccontextmanager
 async def open_scoring_engine(
-    model: str, *, kv_cache_gb: float, **overrides: Any
+    model: str, *, engine_args: Mapping[str, Any], **overrides: Any
 ) -> AsyncIterator[AsyncLLM]:
-    """A pooling engine with its own KV cache size, shut down on exit."""
-    args = AsyncEngineArgs(
-        model=model,
-        runner="pooling",
-        kv_cache_memory_bytes=int(kv_cache_gb * 1024**3),
-        dtype="bfloat16",
-        enforce_eager=True,
-        **overrides,
-    )
+    """A pooling engine with its own memory (``engine_args``: the server
+    sizes it for the device), shut down on exit. vLLM's defaults are those
+    of its OpenAI server, as under ``vllm serve --runner pooling``, but for
+    its statistics: vLLM's Prometheus logger takes every ``vllm:`` metric
+    out of the process's registry when an engine starts, so a second engine
+    logging them would hide the policy engine's from ``/metrics``."""
+    args = AsyncEngineArgs(model=model, runner="pooling", disable_log_stats=True,
+                           **engine_args, **overrides)
     with _without_env(_KV_CACHE_ENV):
-        engine = AsyncLLM.from_engine_args(args)
+        engine = AsyncLLM.from_engine_args(args, usage_context=UsageContext.OPENAI_API_SERVER)
     try:
         yield engine
     finally:
@@ -106,17 +106,24 @@ class StepTagScorer(WholeSolutionPRM):
 
     async def _pool(self, ids: list[int]) -> PoolingRequestOutput:
         params = PoolingParams(task="token_classify", step_tag_id=self.tag_id)
-        final: PoolingRequestOutput | None = None
-        try:
-            async with contextlib.aclosing(
-                self.engine.encode(tokens_input(ids), params, f"prm-{uuid.uuid4().hex}")
-            ) as outputs:
-                async for output in outputs:
-                    final = output
-        except VLLMClientError as error:  # e.g. longer than the PRM's context
-            raise RequestRejected(f"The PRM cannot score this solution: {error}") from error
-        except EngineDeadError as error:
-            raise ScorerFailed("The PRM engine has stopped.", "unavailable") from error
-        if final is None:  # aborted: the engine is shutting down
-            raise ScorerFailed("The PRM engine returned no output.", "unavailable")
-        return final
+        return await pool_once(self.engine, ids, params, "PRM")
+
+
+async def pool_once(engine: AsyncLLM, ids: list[int], params: PoolingParams,
+                    who: str) -> PoolingRequestOutput:
+    """One pooling request to an in-process engine, its failures in the
+    scorer's terms: a solution the engine refuses is the request's fault
+    (400), a stopped engine is a scorer that is unavailable."""
+    final: PoolingRequestOutput | None = None
+    try:
+        async with contextlib.aclosing(engine.encode(
+                tokens_input(ids), params, f"{who.lower()}-{uuid.uuid4().hex}")) as outputs:
+            async for output in outputs:
+                final = output
+    except VLLMClientError as error:  # e.g. longer than the engine's context
+        raise RequestRejected(f"The {who} cannot score this solution: {error}") from error
+    except EngineDeadError as error:
+        raise ScorerFailed(f"The {who}'s engine has stopped.", "unavailable") from error
+    if final is None:  # aborted: the engine is shutting down
+        raise ScorerFailed(f"The {who}'s engine returned no output.", "unavailable")
+    return final

@@ -5,7 +5,7 @@ tag; the score is P(good), ``outputs.data[:, 1]``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,9 +17,9 @@ GOOD_LABEL = 1
 
 @asynccontextmanager
 async def open_pooling_prm(
-    model: str, *, kv_cache_gb: float, tag: str = QWEN_STEP_TAG
+    model: str, *, engine_args: Mapping[str, Any], tag: str = QWEN_STEP_TAG
 ) -> AsyncIterator[StepTagScorer]:
-    async with open_scoring_engine(model, kv_cache_gb=kv_cache_gb) as engine:
+    async with open_scoring_engine(model, engine_args=engine_args) as engine:
         # The chat template writes the special tokens itself.
         yield StepTagScorer(engine, tag, qwen_text, column=GOOD_LABEL, add_special_tokens=False)
 

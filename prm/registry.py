@@ -10,9 +10,10 @@ SPEC is one of::
     remote:URL[?model=M&tag=T]   another vLLM server's /pooling endpoint
 
 Beside them every server offers the reward-free scorers of
-:mod:`ponder.prm.reward_free` by their own names, and the combinations of
-its calibrated policy (:mod:`ponder.prm.combined`: ``combined``,
-``reward-free``), each over the parts its weights name.
+:mod:`ponder.prm.reward_free` by their own names, the hidden-state probe
+fit for its model as ``probe`` (:mod:`ponder.prm.probe`) when it has one,
+and the combinations of its calibrated policy (:mod:`ponder.prm.combined`:
+``combined``, ``reward-free``), each over the parts its weights name.
 
 Query values are percent-decoded but a ``+`` stays a plus sign (it is
 Math-Shepherd's "good" token), unlike in HTML forms.
@@ -23,20 +24,24 @@ from __future__ import annotations
 import contextlib
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from urllib.parse import unquote, urlsplit
 
+from ponder.core.redaction import redact
 from ponder.core.scoring import ScorerFactory, shared
 from ponder.prm.combined import REWARD_FREE_PARTS, Combined
+from ponder.prm.probe import ProbeSetup, open_probe
 from ponder.prm.remote import open_remote_prm
 from ponder.prm.reward_free import REWARD_FREE
 from ponder.prm.self_judge import SelfJudge
 from ponder.prm.step_checker import StepChecker
 
 Kind = Literal["step-checker", "self-judge", "pooling", "token-logit", "remote"]
+ENGINE_KINDS: tuple[Kind, ...] = ("pooling", "token-logit")
+"""The kinds that run a vLLM engine in this process."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,8 @@ def parse_prm_spec(text: str) -> PRMSpec:
 
 
 def _invalid(text: str, problem: str) -> ValueError:
-    return ValueError(f"PRM {text!r}: {problem}")
+    """A spec's URL may carry credentials: the message shows it redacted."""
+    return ValueError(redact(f"PRM {text!r}: {problem}"))
 
 
 def _options(text: str, query: str) -> dict[str, str]:
@@ -121,28 +127,41 @@ def check_names(specs: Sequence[PRMSpec]) -> None:
     repeated = [name for name, count in Counter(names).items() if count > 1]
     if repeated:
         raise ValueError(f"PRM name {repeated[0]!r} is given more than once")
-    taken = sorted(set(names) & {*REWARD_FREE, *COMBINATIONS})
+    taken = sorted(set(names) & {*REWARD_FREE, *COMBINATIONS, PROBE})
     if taken:
         raise ValueError(
             f"PRM name {taken[0]!r} is a built-in scorer's; choose another"
         )
 
 
+EngineStarted = Callable[[str, Any], None]
+"""Told the name and the started ``AsyncLLM`` of each in-process engine."""
+
+
 @asynccontextmanager
 async def open_prms(
-    specs: Sequence[PRMSpec], *, kv_cache_gb: float = 1.0,
+    specs: Sequence[PRMSpec], *, engine_args: Mapping[str, Mapping[str, Any]] | None = None,
     combinations: Mapping[str, Mapping[str, float]] | None = None,
+    on_engine_started: EngineStarted | None = None,
+    probe: ProbeSetup | None = None,
 ) -> AsyncIterator[dict[str, ScorerFactory]]:
     """The scorers by name, configured ones first, with any engines and HTTP
     clients they need; all of them are shut down on exit, also when a later
-    one fails to start. ``kv_cache_gb`` is the KV cache of each in-process
-    PRM engine; ``combinations`` are the policy's weighted verifiers."""
+    one fails to start. ``engine_args`` are each in-process PRM engine's
+    vLLM arguments by name (its memory, graph capture, dtype: the server
+    decides them for the device); ``combinations`` are the policy's
+    weighted verifiers; ``probe``, where the hidden-state probe and its
+    hidden states come from."""
     check_names(specs)
-    check_combinations(combinations or {}, [s.name for s in specs])
+    configured = [s.name for s in specs] + ([PROBE] if probe is not None else [])
+    check_combinations(combinations or {}, configured)
     async with contextlib.AsyncExitStack() as stack:
         factories: dict[str, ScorerFactory] = {}
         for spec in specs:
-            factories[spec.name] = await _open(spec, kv_cache_gb, stack)
+            args = (engine_args or {}).get(spec.name, {})
+            factories[spec.name] = await _open(spec, args, stack, on_engine_started)
+        if probe is not None:
+            factories[PROBE] = shared(await stack.enter_async_context(open_probe(probe)))
         for name, scorer in REWARD_FREE.items():
             factories[name] = shared(scorer)
         judges = {**factories, CHECKER: factories.get(CHECKER) or shared(StepChecker())}
@@ -153,6 +172,15 @@ async def open_prms(
 
 COMBINATIONS = ("combined", "reward-free")
 """The policy's combinations, offered by these names."""
+NEUTRAL_COMBINATIONS: dict[str, dict[str, float]] = {
+    "combined": {"bias": -1.0, "step-checker": 1.0, "vote-share": 1.0},
+    "reward-free": {"bias": -1.0, "vote-share": 1.0, "mean-logprob": 1.0},
+}
+"""Untrained weights, for a served model no policy was fit on: equal
+weights over parts whose scale does not depend on the model (the step
+checker's levels, the share of the vote, the mean token probability)."""
+PROBE = "probe"
+"""The hidden-state probe's name, when the server has one."""
 CHECKER = "step-checker"
 """The step checker's part: in-process and free, so a combination that
 weighs it has it even when no ``--prm`` names it."""
@@ -183,7 +211,8 @@ def _combination(weights: Mapping[str, float], judges: Mapping[str, ScorerFactor
 
 
 async def _open(
-    spec: PRMSpec, kv_cache_gb: float, stack: contextlib.AsyncExitStack
+    spec: PRMSpec, engine_args: Mapping[str, Any], stack: contextlib.AsyncExitStack,
+    on_engine_started: EngineStarted | None,
 ) -> ScorerFactory:
     if spec.kind == "step-checker":
         return shared(StepChecker())
@@ -191,16 +220,14 @@ async def _open(
         return SelfJudge  # judges on each run's own generator
     assert spec.target is not None  # parse_prm_spec demands one for the kinds below
     # The engine-backed kinds import vLLM only when they are asked for.
-    if spec.kind == "pooling":
+    if spec.kind in ENGINE_KINDS:
         from ponder.prm.pooling import open_pooling_prm
-
-        return shared(await stack.enter_async_context(
-            open_pooling_prm(spec.target, kv_cache_gb=kv_cache_gb, **spec.options)
-        ))
-    if spec.kind == "token-logit":
         from ponder.prm.token_logit import open_token_logit_prm
 
-        return shared(await stack.enter_async_context(
-            open_token_logit_prm(spec.target, kv_cache_gb=kv_cache_gb, **spec.options)
-        ))
+        opener = open_pooling_prm if spec.kind == "pooling" else open_token_logit_prm
+        scorer = await stack.enter_async_context(
+            opener(spec.target, engine_args=engine_args, **spec.options))
+        if on_engine_started is not None:
+            on_engine_started(spec.name, scorer.engine)
+        return shared(scorer)
     return shared(await stack.enter_async_context(open_remote_prm(spec.target, **spec.options)))

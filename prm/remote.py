@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from ponder.core.redaction import describe_body, failure_cause
 from ponder.core.scoring import ScorerFailed
 from ponder.prm.base import WholeSolutionPRM
 from ponder.prm.prompts import QWEN_STEP_TAG, qwen_prm_messages
@@ -27,6 +28,27 @@ TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 
 class RemotePRMError(ScorerFailed):
     """The remote server failed, or answered in a shape we cannot score from."""
+
+
+async def post_pooling(client: httpx.AsyncClient, body: dict[str, Any], who: str
+                       ) -> httpx.Response:
+    """One ``/pooling`` request; what failed is said in plain words (a
+    status, a cause such as "connection refused"), never with the server's
+    address or the HTTP client's own text, which may carry secrets."""
+    try:
+        response = await client.post("/pooling", json=body)
+        response.raise_for_status()
+    except httpx.TimeoutException as error:
+        raise RemotePRMError(f"{who} did not answer in time.", "timeout") from error
+    except httpx.HTTPStatusError as error:
+        status = error.response.status_code
+        reason = "unavailable" if status in UNAVAILABLE_STATUSES else "failed"
+        raise RemotePRMError(f"{who} answered {status}.", reason) from error
+    except httpx.TransportError as error:
+        # Refused or dropped: the server is down or restarting.
+        cause = failure_cause(error) or "could not connect, or the connection dropped"
+        raise RemotePRMError(f"{who} is unreachable ({cause}).", "unavailable") from error
+    return response
 
 
 class RemotePRM(WholeSolutionPRM):
@@ -42,18 +64,7 @@ class RemotePRM(WholeSolutionPRM):
         body: dict[str, Any] = {"messages": qwen_prm_messages(question, steps, self.tag)}
         if self.model is not None:
             body["model"] = self.model
-        try:
-            response = await self.client.post("/pooling", json=body)
-            response.raise_for_status()
-        except httpx.TimeoutException as error:
-            raise RemotePRMError("The remote PRM did not answer in time.", "timeout") from error
-        except httpx.HTTPStatusError as error:
-            status = error.response.status_code
-            reason = "unavailable" if status in UNAVAILABLE_STATUSES else "failed"
-            raise RemotePRMError(f"The remote PRM answered {status}.", reason) from error
-        except httpx.TransportError as error:
-            # Refused or dropped: the PRM server is down or restarting.
-            raise RemotePRMError(f"The remote PRM is unreachable: {error}", "unavailable") from error
+        response = await post_pooling(self.client, body, "The remote PRM")
         return _step_scores(response, len(steps))
 
 
@@ -64,8 +75,9 @@ def _step_scores(response: httpx.Response, steps: int) -> tuple[list[float], int
         scores = [float(row[GOOD_LABEL]) for row in rows]
         tokens = int(payload["usage"]["prompt_tokens"])
     except (KeyError, IndexError, TypeError, ValueError) as error:
-        message = f"The remote PRM's answer is not a pooling response: {error!r}"
-        raise RemotePRMError(message) from error
+        body = describe_body(response.headers.get("content-type"), len(response.content))
+        raise RemotePRMError(f"The remote PRM's answer, {body}, is not a pooling "
+                             "response.") from error
     if len(scores) != steps:
         raise RemotePRMError(
             f"The remote PRM scored {len(scores)} steps of {steps}: "

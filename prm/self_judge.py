@@ -16,12 +16,12 @@ request, as ``usage.scoring_tokens`` and against its budget.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 
 from ponder.core.generation import Generator, Prompt, Sample, Sampling
 from ponder.core.scoring import Solution, StepScores
+from ponder.core.tasks import gather_all
 
 NEUTRAL = 0.5
 TOP_LOGPROBS = 20
@@ -44,7 +44,7 @@ class SelfJudge:
         prefixes = [
             s.steps[:k] for s in solutions for k in range(len(s.known) + 1, len(s.steps) + 1)
         ]
-        judged = iter(await asyncio.gather(*(self._judge(question, p) for p in prefixes)))
+        judged = iter(await gather_all(*(self._judge(question, p) for p in prefixes)))
         return StepScores(
             [[*s.known, *(next(judged) for _ in s.new_steps)] for s in solutions], tokens=0
         )

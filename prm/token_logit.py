@@ -10,7 +10,7 @@ pooling request scores a whole solution.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,11 +25,12 @@ GOOD_COLUMN = 0  # the classifier's outputs are [good, bad]
 
 @asynccontextmanager
 async def open_token_logit_prm(
-    model: str, *, kv_cache_gb: float, good: str = "+", bad: str = "-", tag: str = SHEPHERD_TAG
+    model: str, *, engine_args: Mapping[str, Any], good: str = "+", bad: str = "-",
+    tag: str = SHEPHERD_TAG,
 ) -> AsyncIterator[StepTagScorer]:
     async with open_scoring_engine(
         model,
-        kv_cache_gb=kv_cache_gb,
+        engine_args=engine_args,
         convert="classify",
         hf_overrides={
             "classifier_from_token": _vocabulary_tokens(model, good, bad),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make lint-docker: hadolint on every Dockerfile (failing at error level; all
+# make lint-docker: hadolint on every Dockerfile (docker/Dockerfile*, and the
+# GPU build's stand-in base, docker/*/Dockerfile), failing at error level (all
 # findings are printed) and `docker compose config` on docker/compose.yaml,
 # for each of its profiles (gpu, cpu, monitoring), and on docker/compose.fleet.yaml.
 #
@@ -18,7 +19,7 @@ if [ -z "$hadolint" ]; then
   exit 1
 fi
 status=0
-for dockerfile in docker/Dockerfile docker/Dockerfile.*; do
+for dockerfile in docker/Dockerfile docker/Dockerfile.* docker/*/Dockerfile; do
   if "$hadolint" --no-color --failure-threshold error "$dockerfile"; then
     echo "docker-lint: hadolint $dockerfile: ok"
   else

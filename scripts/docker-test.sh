@@ -33,32 +33,17 @@ repo="$(pwd)"
 
 venv="${VENV:-.venv}"
 python="$venv/bin/python"
-cache="${PONDER_DOCKER_CACHE:-/var/cache/ponder-docker}"
-base_image="local/python:3.11-bookworm"
-base_label="debootstrap-bookworm-python3-venv-ca-passwd-v1"
 image="ponder:cpu-test"
 container="ponder-docker-test-$$"
 stop_timeout=30
 health_timeout=900  # the engine starts in ~1 min alone; a busy 2-core machine is slower
 api_key="docker-test-key-$RANDOM$RANDOM"
 
-work="$(mktemp -d /tmp/ponder-docker-test.XXXXXX)"
-started_dockerd=""
-docker=""
+work="$(mktemp -d -t ponder-docker-test.XXXXXX)"
 t_start=$SECONDS
-
-say() { echo "docker-test: $*"; }
-elapsed() { echo $((SECONDS - $1)); }
-
-cannot_run() {
-  say "Docker cannot run here: $*" >&2
-  if [ "${DOCKER_TEST_ALLOW_SKIP:-}" = 1 ]; then
-    say "SKIPPED (nothing was built or tested; DOCKER_TEST_ALLOW_SKIP=1)"
-    exit 0
-  fi
-  say "FAILED (set DOCKER_TEST_ALLOW_SKIP=1 to skip where Docker cannot run)" >&2
-  exit 1
-}
+script_name=docker-test
+# shellcheck source=scripts/docker-lib.sh
+. scripts/docker-lib.sh
 
 cleanup() {
   local status=$?
@@ -69,11 +54,7 @@ cleanup() {
       "$docker" image rm -f "$image" > /dev/null 2>&1
     fi
   fi
-  if [ -n "$started_dockerd" ]; then
-    say "stopping the dockerd it started (pid $started_dockerd)"
-    kill -TERM "$started_dockerd" 2> /dev/null
-    for _ in $(seq 60); do kill -0 "$started_dockerd" 2> /dev/null || break; sleep 1; done
-  fi
+  docker_daemon_stop
   rm -rf "$work"
   exit "$status"
 }
@@ -81,74 +62,20 @@ trap cleanup EXIT
 trap 'say "FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 # -------------------------------------------------------------- 1. packages
-missing=()
-dpkg -s docker.io > /dev/null 2>&1 || missing+=(docker.io)
-command -v debootstrap > /dev/null || missing+=(debootstrap)
-command -v docker-compose > /dev/null || missing+=(docker-compose)
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get > /dev/null; then
-    cannot_run "${missing[*]} missing, and no root apt-get to install them"
-  fi
-  say "installing ${missing[*]} (apt)"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" > "$work/apt.log" 2>&1 || { tail -30 "$work/apt.log" >&2; cannot_run "apt-get install ${missing[*]} failed"; }
-fi
-# Debian's client: it builds with BuildKit by itself (a newer `docker` earlier
-# on PATH may lack the buildx plugin).
-docker="$(dpkg -L docker.io | grep -E 'bin/docker$' | head -1)"
-dockerd="$(dpkg -L docker.io | grep -E 'bin/dockerd$' | head -1)"
-[ -x "$docker" ] && [ -x "$dockerd" ] || cannot_run "docker.io is installed but its docker/dockerd are missing"
-export DOCKER="$docker" DOCKER_BUILDKIT=1
+docker_ready
 
 # ------------------------------------------------------------------ 2. lint
 VENV="$venv" scripts/docker-lint.sh
 
 # ---------------------------------------------------------------- 3. daemon
-if ! "$docker" info > /dev/null 2>&1; then
-  [ "$(id -u)" -eq 0 ] || cannot_run "no Docker daemon answers, and starting one needs root"
-  say "starting dockerd (--bridge=none --iptables=false; log $work/dockerd.log)"
-  setsid "$dockerd" --bridge=none --iptables=false > "$work/dockerd.log" 2>&1 < /dev/null &
-  started_dockerd=$!
-  for _ in $(seq 60); do
-    "$docker" info > /dev/null 2>&1 && break
-    kill -0 "$started_dockerd" 2> /dev/null || break
-    sleep 1
-  done
-  if ! "$docker" info > /dev/null 2>&1; then
-    tail -20 "$work/dockerd.log" >&2
-    started_dockerd=""
-    cannot_run "dockerd did not start"
-  fi
-fi
-say "daemon: $("$docker" version --format 'server {{.Server.Version}}, client {{.Client.Version}}')"
+docker_daemon
 
 # ------------------------------------------------------------ 4. base image
-if [ "$("$docker" image inspect -f '{{index .Config.Labels "ponder.base"}}' "$base_image" 2> /dev/null)" != "$base_label" ]; then
-  rootfs="$cache/$base_label.tar"
-  if [ ! -s "$rootfs" ]; then
-    t=$SECONDS
-    say "debootstrap bookworm into $rootfs (once)"
-    mkdir -p "$cache"
-    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,passwd \
-      bookworm "$work/rootfs" http://deb.debian.org/debian > "$work/debootstrap.log" 2>&1 \
-      || { tail -30 "$work/debootstrap.log" >&2; exit 1; }
-    rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
-    tar -C "$work/rootfs" -cf "$rootfs.tmp" . && mv "$rootfs.tmp" "$rootfs"
-    rm -rf "$work/rootfs"
-    say "debootstrap took $(elapsed $t) s"
-  fi
-  "$docker" import \
-    --change "LABEL ponder.base=$base_label" \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'CMD ["python3"]' \
-    "$rootfs" "$base_image" > /dev/null
-  say "imported $base_image"
-fi
+docker_base_image
 
 # ------------------------------------------------------------ 5. CPU image
 build_args=(--build-arg "BASE_IMAGE=$base_image")
-# torch's CPU wheel: this machine's pip find-links, when it has the pinned
+# torch's CPU wheel: the host's pip find-links, when it has the pinned
 # one (a build cannot see that folder), else PyTorch's CPU index (the
 # Dockerfile's default).
 torch_pin="$(sed -n 's/^torch==//p' requirements/cpu-constraints.txt)"
@@ -168,10 +95,7 @@ if [ -n "$torch_wheel" ]; then
   say "torch $torch_pin from $torch_wheel"
 fi
 # pip's CA bundle, as a build secret, only when there is one.
-cert="${PIP_CERT:-$("$python" -m pip config get global.cert 2> /dev/null || true)}"
-if [ -n "$cert" ] && [ -s "$cert" ]; then
-  build_args+=(--secret "id=pip_cert,src=$cert")
-fi
+mapfile -t -O "${#build_args[@]}" build_args < <(docker_pip_cert_args)
 
 say "building $image from docker/Dockerfile.cpu (log $work/build.log)"
 t=$SECONDS

@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# The browser the page tests drive (tests/engine/test_pages.py): Debian's
-# chromium, installed with apt when missing (once; as root, as on these
-# machines and in CI). Playwright's own browser download cannot work where
-# only the package registries are reachable, so the tests point Playwright's
-# pinned wheel at this binary (PONDER_CHROMIUM, default: chromium on PATH).
+# Optional: a Chromium for the page tests (tests/engine/test_pages.py), for
+# a machine that has none. The tests look for PONDER_CHROMIUM, then a system
+# chromium, chromium-browser or google-chrome on PATH, then Playwright's own
+# browser (tests/browser.py); `make test` itself never installs one.
+#
+#   scripts/install-browser.sh      # as root on Debian: apt's chromium;
+#                                   # otherwise Playwright's own download
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1; then
+venv="${VENV:-.venv}"
+for name in chromium chromium-browser google-chrome; do
+  if command -v "$name" >/dev/null 2>&1; then
+    echo "install-browser.sh: $(command -v "$name") is there already"
+    exit 0
+  fi
+done
+. /etc/os-release 2>/dev/null || true
+if [ "$(id -u)" -eq 0 ] && [ "${ID:-}" = debian ] && command -v apt-get >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  command -v chromium
   exit 0
 fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-browser.sh: chromium is missing; install Debian's chromium (as root)" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends chromium >/dev/null
-command -v chromium
+# Ubuntu's apt chromium is a snap, which containers cannot run: Playwright's
+# own build works there (its system libraries: `playwright install-deps`, as root).
+"$venv/bin/playwright" install chromium

@@ -18,11 +18,11 @@ import asyncio
 import contextlib
 import itertools
 import sys
-from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from ponder.core.generation import Generation, Generator, Prompt, SampleDelta, Sampling
+from ponder.core.tasks import gather_all
 
 _arrivals = itertools.count()
 
@@ -128,7 +128,8 @@ class AdmittedGenerator:
             async with self._scheduler.turn(self._ticket, size):
                 return await self._inner.generate(prompt, size, _from_child(sampling, first))
 
-        parts = await _all(part(first, size) for first, size in chunks(n, self._scheduler.chunk))
+        parts = await gather_all(*(part(first, size)
+                                     for first, size in chunks(n, self._scheduler.chunk)))
         return Generation(
             parts[0].prompt_tokens,
             [sample for generation in parts for sample in generation.samples],
@@ -173,12 +174,4 @@ class AdmittedGenerator:
             await asyncio.gather(*pumps, return_exceptions=True)
 
 
-async def _all(calls: Iterable[Coroutine[Any, Any, Generation]]) -> list[Generation]:
-    """Run the parts together; the first failure cancels the others."""
-    tasks = [asyncio.ensure_future(call) for call in calls]
-    try:
-        return list(await asyncio.gather(*tasks))
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+

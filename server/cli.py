@@ -15,12 +15,26 @@ from typing import Any, get_args, get_origin
 
 from pydantic import ValidationError
 
+from ponder.core.redaction import redact
 from ponder.server.config import Settings
 
 COMMANDS_GROUP = "ponder.commands"
 """Entry points that add commands (``ponder bench``, ...): each is called
 with the subcommand parsers, so layers above the server add their own
 without the server importing them."""
+
+
+def option_texts() -> list[tuple[str, str, str, str]]:
+    """Each option's flag, environment variable, default and description,
+    for the help and the docs alike."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "" if default is None else (
+            ",".join(map(str, default)) if isinstance(default, list) else str(default))
+        rows.append(("--" + name.replace("_", "-"), f"PONDER_{name.upper()}", shown,
+                     field.description or ""))
+    return rows
 
 
 def _add_settings_options(parser: argparse.ArgumentParser) -> None:
@@ -63,10 +77,23 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _problem(error: Any) -> str:
-    message = error["msg"].removeprefix("Value error, ")
+    message = redact(error["msg"].removeprefix("Value error, "))
     if not error["loc"]:  # a check across settings says which ones itself
         return message
     return f"--{'.'.join(map(str, error['loc'])).replace('_', '-')}: {message}"
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def redacting_formatter() -> logging.Formatter:
+    """ponder's log line, with the secrets of any URL in it hidden, in the
+    message and in a traceback alike (an HTTP client's exception quotes the
+    URL it called, user info and all)."""
+    return _RedactingFormatter(
+        "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
 
 
 def _configure_logging(level: str) -> None:
@@ -76,9 +103,7 @@ def _configure_logging(level: str) -> None:
 
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-    ))
+    handler.setFormatter(redacting_formatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 

@@ -3,6 +3,8 @@ environment variable (the option wins), described once, here."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -12,24 +14,55 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ponder.core.policy import Policy, PolicyError, load_policy
+from ponder.core.redaction import redact
 from ponder.core.steps import STEP_DELIMITER
-from ponder.prm.registry import PRMSpec, check_combinations, check_names, parse_prm_spec
+from ponder.prm.probe_file import PROBE_KEY, ProbeFileError, read_probe
+from ponder.prm.registry import (
+    PROBE,
+    PRMSpec,
+    check_combinations,
+    check_names,
+    parse_prm_spec,
+)
 from ponder.prm.reward_free import REWARD_FREE
+from ponder.server.effort import describe_defaults as describe_effort_defaults
 from ponder.server.effort import parse_preset, presets
 from ponder.server.embedded_model import EMBEDDED_MODEL, EMBEDDED_SERVED_NAME, is_embedded_model
+from ponder.server.hardware import (
+    CPU_BLOCK_SIZE,
+    CPU_KV_CACHE_GB,
+    CPU_RUNNING_SAMPLES,
+    REMOTE_RUNNING_SAMPLES,
+)
 from ponder.strategies import STRATEGIES
-from ponder.strategies.auto import choice_config
 from ponder.strategies.base import StrategyConfig
+from ponder.strategies.registry import choice_config, policy_strategies
 from ponder.strategies.sampled import SolutionsConfig
 
 SHIPPED_POLICY = Path(__file__).parent / "policies" / "embedded.json"
-"""Fit by ``ponder calibrate`` for the embedded model (README: Calibration)."""
+"""Fit by ``ponder calibrate`` for the embedded model (docs/verifiers.md:
+calibration)."""
+SHIPPED_PROBE = Path(__file__).parent / "policies" / "embedded-probe.json"
+"""The hidden-state probe fit by ``ponder calibrate --probe`` for the
+embedded model (docs/verifiers.md)."""
+
+
+def probe_named_by(policy: Path) -> Path | None:
+    """The probe file a policy names, beside it (a policy that cannot be
+    read is the policy check's to report)."""
+    try:
+        name = json.loads(policy.read_text()).get(PROBE_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return policy.parent / name if isinstance(name, str) else None
+
+
 EMBEDDED_PROMPT_STYLE: Literal["direct"] = "direct"
-"""The step-by-step instruction hurts SmolLM2-135M (ENGINE-NOTES' table;
-README: accuracy at the model's edge)."""
+"""The step-by-step instruction hurts SmolLM2-135M (docs/results.md: accuracy
+at the model's edge)."""
 EMBEDDED_STEP_DELIMITER = "\n"
-"""SmolLM2 writes a step per line and seldom a blank line between (README:
-search at the model's edge)."""
+"""SmolLM2 writes a step per line and seldom a blank line between
+(docs/strategies.md: step-level search)."""
 
 
 class Settings(BaseSettings):
@@ -88,25 +121,36 @@ class Settings(BaseSettings):
         default_factory=list,
         description="The strategy a `reasoning_effort` level picks when a request names "
         "none, as LEVEL=STRATEGY or 'LEVEL=STRATEGY?key=value&key=value', repeatable (env: "
-        "comma-separated). Defaults: none, minimal and low = none, medium = "
-        "best_of_n?n=4&prompt=direct, high = best_of_n?n=16&prompt=direct.",
+        f"comma-separated). Defaults: {describe_effort_defaults()}.",
     )
     max_model_len: int | None = Field(
         None, ge=16, description="Context length (default: the model's own)."
     )
-    kv_cache_gb: float = Field(2.0, gt=0, description="KV cache size in GiB.")
+    gpu_memory_utilization: float = Field(
+        0.92, gt=0, le=1,
+        description="On a GPU: the fraction of its memory that ponder's engines take together, "
+        "as for `vllm serve` (same flag, same default); the policy model's KV cache gets what "
+        "its weights and activations leave, after the in-process PRM engines' shares "
+        "(--prm-gpu-memory-utilization). Unused on a CPU.",
+    )
+    kv_cache_gb: float | None = Field(
+        None, gt=0,
+        description="The policy model's KV cache in GiB, fixed (vLLM's --kv-cache-memory-bytes) "
+        f"(default: {CPU_KV_CACHE_GB:g} on a CPU; on a GPU, what --gpu-memory-utilization leaves).",
+    )
     dtype: str = Field(
         "auto",
         description="Weights and activations dtype (auto, bfloat16, float32, ...); auto on a CPU "
         "is bfloat16 where the CPU has native bfloat16, else float32.",
     )
     block_size: int | None = Field(
-        None, ge=1, description="KV cache block size in tokens (default: 32 on a CPU, measured "
-        "faster there and kinder to search's prefix sharing than vLLM's 128; the platform's "
-        "on a GPU)."
+        None, ge=1, description=f"KV cache block size in tokens (default: {CPU_BLOCK_SIZE} on a "
+        "CPU, measured faster there and kinder to search's prefix sharing than vLLM's 128; "
+        "the platform's on a GPU)."
     )
     enforce_eager: bool | None = Field(
-        None, description="Disable graph capture (default: on for CPU, off for GPU)."
+        None, description="Run every in-process engine without graph capture (default: on a "
+        "CPU; on a GPU off, as for `vllm serve`: CUDA graphs on)."
     )
     reasoning_parser: str | None = Field(
         None,
@@ -128,7 +172,29 @@ class Settings(BaseSettings):
         None, description="PRM for requests that name none (default: the first --prm)."
     )
     prm_kv_cache_gb: float = Field(
-        1.0, gt=0, description="KV cache size in GiB of each in-process PRM engine."
+        1.0, gt=0,
+        description="KV cache size in GiB of each in-process PRM engine (pooling:, "
+        "token-logit:); on a GPU, the KV room its share of the GPU is sized with.",
+    )
+    prm_gpu_memory_utilization: float | None = Field(
+        None, gt=0, lt=1,
+        description="On a GPU: the fraction of its memory each in-process PRM engine takes out "
+        "of --gpu-memory-utilization (default: sized from the PRM's weights, plus 2 GiB of "
+        "working room and --prm-kv-cache-gb).",
+    )
+    probe: str | None = Field(
+        None,
+        description="The hidden-state probe (`ponder calibrate --probe`) offered as `prm: "
+        "\"probe\"`: its JSON file, or `none` (default: the probe the policy names, as the "
+        "shipped policy names the one fit for the embedded model). It reads the served "
+        "model's hidden states from a second in-process pooling engine over the same weights, "
+        "started by the first request that asks for it, or from --probe-url.",
+    )
+    probe_url: str | None = Field(
+        None,
+        description="A vLLM server started with the pooling runner on the served model "
+        "(`--runner pooling --convert embed`), where the probe reads hidden states instead "
+        "of a second in-process engine; needed with --engine remote.",
     )
     api_key: SecretStr | None = Field(
         None, description="When set, every /v1 route needs `Authorization: Bearer KEY`."
@@ -136,8 +202,9 @@ class Settings(BaseSettings):
     max_choices: int = Field(8, ge=1, description="Cap on a request's `n` (independent choices).")
     max_samples: int = Field(
         256, ge=1,
-        description="Cap on the samples one strategy run may draw: its `n`, or for a search "
-        "the continuations of every round (width x expand x max_steps).",
+        description="Cap on the samples one request may draw over all its choices: a "
+        "strategy's `n`, or for a search the continuations of every round (width x expand x "
+        "max_steps), times the request's choices.",
     )
     max_concurrent_requests: int = Field(
         64, ge=1,
@@ -150,8 +217,10 @@ class Settings(BaseSettings):
     )
     max_running_samples: int | None = Field(
         None, ge=1,
-        description="Samples the engine decodes at once over all requests (default: 32 on a "
-        "CPU, where each one slows the whole batch; 256 on a GPU). Beyond it work waits in "
+        description="Samples the engine decodes at once over all requests (default: "
+        f"{CPU_RUNNING_SAMPLES} on a CPU, where each one slows the whole batch; on a GPU the "
+        "engine's max_num_seqs, what `vllm serve` batches there; "
+        f"{REMOTE_RUNNING_SAMPLES} for a remote engine). Beyond it work waits in "
         "ponder, shared fairly: a request with nothing running always gets a turn, and a "
         "fan-out runs in chunks, so one request of 64 samples cannot starve requests of one.",
     )
@@ -231,8 +300,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_prm_is_configured(self) -> Settings:
-        names = [spec.name for spec in self.prm_specs] + list(REWARD_FREE) + list(
-            self.calibrated_policy.verifiers)
+        names = self.configured_prms + list(REWARD_FREE) + list(self.calibrated_policy.verifiers)
         if self.default_prm is not None and self.default_prm not in names:
             raise ValueError(f"--default-prm {self.default_prm!r} is not one of {names}")
         return self
@@ -247,7 +315,7 @@ class Settings(BaseSettings):
             parts = urlsplit(self.engine_url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError(
-                    f"--engine-url {self.engine_url!r} is not an http(s) URL, "
+                    f"--engine-url {redact(self.engine_url)!r} is not an http(s) URL, "
                     "as in http://127.0.0.1:8000"
                 )
         return self
@@ -255,27 +323,78 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _policy_is_usable(self) -> Settings:
         """A malformed policy stops the server before the engine starts."""
-        policy = self.calibrated_policy
-        for index, bin_ in enumerate(policy.bins):
-            for budget, choice in bin_.choices.items():
-                try:
-                    choice_config(choice)
-                except ValueError as error:
-                    raise ValueError(f"policy field 'bins[{index}].choices.{budget}': "
-                                     f"{error}") from error
-        check_combinations(policy.verifiers, [spec.name for spec in self.prm_specs])
+        check_combinations(self.calibrated_policy.verifiers, self.configured_prms)
         return self
+
+    @model_validator(mode="after")
+    def _probe_is_usable(self) -> Settings:
+        """A malformed probe file stops the server before the engine starts
+        (whether it suits the model is checked once its files are found)."""
+        if self.probe_url is not None:
+            parts = urlsplit(self.probe_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"--probe-url {self.probe_url!r} is not an http(s) URL")
+        if self.probe_path is None:
+            return self
+        if self.engine == "remote" and self.probe_url is None:
+            raise ValueError("--probe with --engine remote needs --probe-url: a vLLM pooling "
+                             "server on the same model, where the probe reads hidden states")
+        try:
+            read_probe(self.probe_path)
+        except ProbeFileError as error:
+            raise ValueError(str(error)) from error
+        return self
+
+    @property
+    def probe_path(self) -> Path | None:
+        """The probe file to serve, if any: --probe, else the one the policy
+        names (fit with it by ``ponder calibrate --probe``), where the
+        server can read hidden states (its own engine, or --probe-url)."""
+        if self.probe is not None:
+            return None if self.probe == "none" else Path(self.probe)
+        if self.engine != "embedded" and self.probe_url is None:
+            return None
+        if self.policy is not None:
+            return probe_named_by(self.policy)
+        return SHIPPED_PROBE if self.serves_embedded_model and SHIPPED_PROBE.exists() else None
 
     @cached_property
     def calibrated_policy(self) -> Policy:
+        """The policy file, read and checked against this server's caps: a
+        choice of the operator's policy that may draw more than
+        --max-samples stops the server, naming it; the shipped policy gives
+        such choices up (a smaller server still starts, and ``auto`` picks
+        among what it may run). Whether the policy applies depends on the
+        model the engine turns out to serve (see ``app.py``)."""
         try:
-            return load_policy(self.policy or SHIPPED_POLICY)
+            policy = load_policy(self.policy or SHIPPED_POLICY, policy_strategies())
         except PolicyError as error:
             raise ValueError(str(error)) from error
+        bins = []
+        for index, bin_ in enumerate(policy.bins):
+            kept = {}
+            for budget, choice in bin_.choices.items():
+                where = f"policy field 'bins[{index}].choices.{budget}'"
+                try:
+                    samples = choice_config(choice).max_samples
+                except ValueError as error:
+                    raise ValueError(f"{where}: {error}") from error
+                if samples <= self.max_samples:
+                    kept[budget] = choice
+                elif self.policy is not None:
+                    raise ValueError(f"{where}: {choice} may draw {samples} samples, more than "
+                                     f"--max-samples {self.max_samples}")
+            bins.append(replace(bin_, choices=kept))
+        return replace(policy, bins=tuple(bins))
 
     @property
     def prm_specs(self) -> list[PRMSpec]:
         return [parse_prm_spec(text) for text in self.prm]
+
+    @property
+    def configured_prms(self) -> list[str]:
+        """The step scorers this server opens: its --prm names, and the probe."""
+        return [spec.name for spec in self.prm_specs] + ([PROBE] if self.probe_path else [])
 
     @field_validator("api_key")
     @classmethod

@@ -39,10 +39,37 @@ DEFAULT_PRESETS: dict[str, str] = {
 as the calibrated policy says the question needs. Verification is where
 test-time compute pays on small models: the right answer is among 16
 samples far more often than one sample or the vote finds it, and a vote of
-four fell below one sample on the embedded model (12.5% against 17.5%,
-README). The messages go as they are (``prompt=direct``, auto's default
+four barely moves (docs/results.md: what each reasoning effort buys). The
+messages go as they are (``prompt=direct``, auto's default
 too): a step-by-step instruction hurts small models, and a thinking model
 thinks by its template anyway."""
+
+
+def describe_defaults() -> str:
+    """The default presets as ``ponder serve --help`` lists them: levels
+    that share a preset together."""
+    levels_of: dict[str, list[str]] = {}
+    for level, spec in DEFAULT_PRESETS.items():
+        levels_of.setdefault(spec, []).append(level)
+    return ", ".join(f"{_listed(levels)} = {spec}" for spec, levels in levels_of.items())
+
+
+def _listed(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+NAMED_PRESETS: dict[str, str] = {
+    "short-m@k": "self_consistency?n=16&first=4",
+    "speculative-rejection": "best_of_n?n=16&prune_every=16&prune_keep=0.5",
+    "early-exit": 'cot?early_exit={"every": 32, "agree": 2}',
+}
+"""Ready-made settings of the strategies that reach the same answer for
+less compute, by name: ``--effort low=short-m@k`` gives a level one of them.
+short-m@k votes among the first 4 of 16 samples to finish (Hassid et al.
+2025); speculative rejection scores 16 samples every 16 tokens and stops the
+lower half each time (Sun et al. 2024); early exit stops a step-by-step
+chain once two probes 32 tokens apart give the same answer (Fu et al.
+2024)."""
 
 
 def parse_preset(text: str) -> tuple[str, StrategyConfig]:
@@ -56,9 +83,11 @@ def parse_preset(text: str) -> tuple[str, StrategyConfig]:
 
 
 def strategy_config(spec: str, where: str) -> StrategyConfig:
-    name, _, query = spec.partition("?")
+    """A strategy with its parameters (``NAME?key=value&...``), or a named
+    preset."""
+    name, _, query = NAMED_PRESETS.get(spec, spec).partition("?")
     if name not in STRATEGIES:
-        known = ", ".join(STRATEGIES)
+        known = ", ".join([*STRATEGIES, *NAMED_PRESETS])
         raise ValueError(f"{where!r}: unknown strategy {name!r}; use one of {known}")
     params = {key: _value(value) for key, value in parse_qsl(query, keep_blank_values=True)}
     try:

@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from filelock import FileLock
+
 logger = logging.getLogger(__name__)
 
 EMBEDDED_MODEL = "embedded:smollm2"
@@ -43,12 +45,21 @@ def is_embedded_model(model: str) -> bool:
 
 
 def embedded_model_dir() -> Path:
-    """The converted checkpoint, converting it on first use."""
+    """The converted checkpoint, converting it on first use. Servers that
+    start together (replicas, test workers) convert it once: the others
+    wait for the first and find it done."""
     target = converted_checkpoint()
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+    if _converted(target):
         return target
-    _convert(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / f".{target.name}.lock"):
+        if not _converted(target):
+            _convert(target)
     return target
+
+
+def _converted(target: Path) -> bool:
+    return (target / "config.json").exists() and (target / "model.safetensors").exists()
 
 
 def _convert(target: Path) -> None:
@@ -82,7 +93,6 @@ def _convert(target: Path) -> None:
     steps.update()
     # Write beside the target and rename, so an interrupted conversion never
     # leaves a half-written checkpoint that a later start would trust.
-    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         staging.chmod(0o755)  # readable by the unprivileged user of the images

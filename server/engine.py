@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from vllm import AsyncEngineArgs, SamplingParams
@@ -26,6 +25,7 @@ from vllm.exceptions import VLLMClientError
 from vllm.inputs import tokens_input
 from vllm.outputs import RequestOutput
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 from vllm.v1.metrics.stats import RequestStateStats
@@ -39,6 +39,7 @@ from ponder.core.generation import (
     StopReason,
     TokenLogprob,
 )
+from ponder.server.engine_plan import EngineOptions
 from ponder.server.errors import EngineUnavailable
 from ponder.server.rendering import PromptRenderer, rejected
 from ponder.server.request_context import RequestContext, current_request
@@ -46,24 +47,11 @@ from ponder.server.request_context import RequestContext, current_request
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class EngineOptions:
-    model: str
-    max_model_len: int | None
-    kv_cache_gb: float
-    dtype: str
-    block_size: int | None
-    enforce_eager: bool
-    chunked_prefill: bool
-    seed: int
-    extra: dict[str, Any]
-
-
 def _engine_args(options: EngineOptions) -> AsyncEngineArgs:
     return AsyncEngineArgs(
         model=options.model,
         max_model_len=options.max_model_len,
-        kv_cache_memory_bytes=int(options.kv_cache_gb * 1024**3),
+        **options.memory.engine_args(),
         dtype=options.dtype,
         block_size=options.block_size,
         enforce_eager=options.enforce_eager,
@@ -100,7 +88,11 @@ async def open_engine(options: EngineOptions) -> AsyncIterator[AsyncLLM]:
             SHARED_MEMORY_NEEDED // 1024**2,
         )
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-    engine = AsyncLLM.from_engine_args(_engine_args(options))
+    # The OpenAI server's usage context: its batch defaults for the device
+    # (on an H100 1024 sequences and 8192 tokens a step, as `vllm serve`),
+    # where the engine context would take 128 and 2048.
+    engine = AsyncLLM.from_engine_args(
+        _engine_args(options), usage_context=UsageContext.OPENAI_API_SERVER)
     try:
         yield engine
     finally:

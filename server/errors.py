@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ponder.core.redaction import redact
 from ponder.core.scoring import ScorerFailed
 from ponder.server.protocol.common import ErrorInfo, ErrorResponse, lone_surrogate_at
 from ponder.strategies import STRATEGIES
@@ -147,7 +148,7 @@ def log_failure(error: PonderError, exc: BaseException) -> None:
     if error.status < 500:
         return
     if exc is error or isinstance(exc, ScorerFailed):
-        cause = f" ({exc.__cause__!r})" if exc.__cause__ is not None else ""
+        cause = f" ({redact(repr(exc.__cause__))})" if exc.__cause__ is not None else ""
         logger.warning("request failed with %d: %s%s", error.status, error.message, cause)
     else:
         logger.error("request failed", exc_info=exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
@@ -29,6 +30,7 @@ from ponder.server.protocol.common import (
     CompletionTokensDetails,
     PonderInfo,
     PonderRun,
+    PonderUsage,
     PromptTokensDetails,
     TokenLogprobInfo,
     TopLogprob,
@@ -88,8 +90,11 @@ def total_usage(results: list[StrategyResult]) -> UsageInfo:
 
 
 def ponder_run(result: StrategyResult, include_candidates: bool) -> PonderRun:
+    probes = result.usage.probe_tokens
     return PonderRun(
         samples=result.samples,
+        usage=PonderUsage(probe_tokens=probes) if probes or result.early_exits is not None
+        else None,
         answer=result.answer,
         votes=result.votes,
         scores=result.scores,
@@ -116,7 +121,7 @@ def _strategy_shown(run: RequestRun, result: StrategyResult) -> dict[str, Any]:
     """The strategy as configured, and for ``auto`` what it decided."""
     shown = run.config.model_dump()
     if result.decision is not None:
-        shown["decision"] = result.decision
+        shown["decision"] = asdict(result.decision)
     return shown
 
 

@@ -10,7 +10,13 @@ from dataclasses import replace
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ponder.core.scoring import ProcessRewardModel, ScorerFactory, Solution, StepScores
+from ponder.core.scoring import (
+    ProcessRewardModel,
+    ScorerFactory,
+    ScorerWrapper,
+    Solution,
+    StepScores,
+)
 from ponder.server.request_context import RequestContext
 from ponder.strategies.base import StrategyResult, Verifiers
 
@@ -127,19 +133,18 @@ class Metrics:
             self.tokens.labels(strategy, kind).inc(count)
 
 
-class TimedScorer:
+class TimedScorer(ScorerWrapper):
     """A scorer whose calls are timed and whose tokens are counted, by
     strategy and PRM name."""
 
     def __init__(self, inner: ProcessRewardModel, latency: Histogram, tokens: Counter) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._latency = latency
         self._tokens = tokens
-        self.reads_logprobs = inner.reads_logprobs
 
     async def score(self, question: str, solutions: Sequence[Solution]) -> StepScores:
         start = time.monotonic()
-        scored = await self._inner.score(question, solutions)
+        scored = await self.inner.score(question, solutions)
         self._latency.observe(time.monotonic() - start)
         self._tokens.inc(scored.tokens)
         return scored

@@ -46,6 +46,7 @@ from ponder.core.generation import (
     SampleDelta,
     Sampling,
 )
+from ponder.core.redaction import failure_cause, redact
 from ponder.server.errors import UpstreamFailed
 from ponder.server.rendering import PromptRenderer
 from ponder.server.request_context import current_request
@@ -93,6 +94,7 @@ class RemoteGenerator(PromptRenderer):
         """Told of each call tried a second time (the server counts them in
         ``ponder_engine_retries``)."""
         self._health: tuple[float, bool] = (-HEALTH_CACHE_S, False)
+        self._health_check: asyncio.Future[bool] | None = None
 
     # What the server asks of whatever engine it holds (app.state.engine):
     # a remote engine never dies with ponder's process, so it never errors;
@@ -103,24 +105,34 @@ class RemoteGenerator(PromptRenderer):
         return self.in_flight
 
     async def healthy(self) -> bool:
-        """Whether the upstream can serve, asked at most once a second: a vLLM
-        server's /health is 200; vllm-router's is 503 as soon as one replica
-        is down, while its /readiness stays 200 as long as one lives."""
+        """Whether the upstream can serve, asked at most once a second and
+        never twice at once: callers that come while a check runs await that
+        one. A vLLM server's /health is 200; vllm-router's is 503 as soon as
+        one replica is down, while its /readiness stays 200 as long as one lives."""
         checked_at, healthy = self._health
         if time.monotonic() - checked_at < HEALTH_CACHE_S:
             return healthy
-        healthy = False
+        if self._health_check is None:
+            self._health_check = asyncio.ensure_future(self._check_health())
+            self._health_check.add_done_callback(self._health_checked)
+        # Shielded: a caller that leaves does not cancel the others' answer.
+        return await asyncio.shield(self._health_check)
+
+    def _health_checked(self, check: asyncio.Future[bool]) -> None:
+        self._health_check = None
+        if not check.cancelled() and check.exception() is None:
+            self._health = (time.monotonic(), check.result())
+
+    async def _check_health(self) -> bool:
         root = self.url.removesuffix("/v1")
         for path in ("/health", "/readiness"):
             try:
                 response = await self.client.get(root + path, timeout=HEALTH_TIMEOUT_S)
             except httpx.HTTPError:
-                break
+                return False
             if response.status_code == 200:
-                healthy = True
-                break
-        self._health = (time.monotonic(), healthy)
-        return healthy
+                return True
+        return False
 
     async def generate(self, prompt: Prompt, n: int, sampling: Sampling) -> Generation:
         ids = await self.prompt_ids(prompt)
@@ -225,7 +237,7 @@ class RemoteGenerator(PromptRenderer):
                 self.client.post("/completions", json=body, headers=self._headers())
             )
         except httpx.HTTPError as error:
-            raise transport_failure(error, self.url) from error
+            raise transport_failure(error) from error
         finally:
             self.in_flight -= 1
         raise_for_status(response, body)
@@ -263,7 +275,8 @@ class RemoteGenerator(PromptRenderer):
         self, body: dict[str, Any], chunks: asyncio.Queue[dict[str, Any] | UpstreamError | None]
     ) -> None:
         """The upstream's events, parsed, into ``chunks``; then None, or the
-        failure. Cancelled, it closes the stream and so its connection."""
+        failure, whatever it is. Cancelled, it closes the stream and so its
+        connection."""
         try:
             async with self.client.stream(
                 "POST", "/completions", json=body, headers=self._headers()
@@ -282,12 +295,18 @@ class RemoteGenerator(PromptRenderer):
         except UpstreamError as failure:
             chunks.put_nowait(failure)
         except httpx.HTTPError as error:
-            chunks.put_nowait(transport_failure(error, self.url))
-        except ValueError as error:
+            chunks.put_nowait(transport_failure(error))
+        except ValueError:
             chunks.put_nowait(UpstreamError(
-                UpstreamFailed(f"The upstream engine sent an unreadable event: {error}"),
+                UpstreamFailed("The upstream engine sent an event that is not JSON."),
                 retryable=True,
             ))
+        except Exception as error:  # noqa: BLE001 - any end the reader must hear of
+            # httpx's StreamError, a client closed at shutdown: without an
+            # end marker the reader would wait on the queue for ever.
+            chunks.put_nowait(UpstreamError(UpstreamFailed(
+                f"The upstream engine's stream broke off ({type(error).__name__})."),
+                retryable=True))
 
 
 async def _detached(call: Awaitable[T]) -> T:
@@ -327,10 +346,10 @@ async def _upstream_model(client: httpx.AsyncClient, url: str, wait_s: float,
                 break
             problem = f"/v1/models answered {response.status_code}"
         except httpx.HTTPError as error:
-            problem = repr(error)
+            problem = failure_cause(error) or type(error).__name__
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the upstream engine at {url} did not answer: {problem}")
-        logger.info("waiting for the upstream engine at %s (%s)", url, problem)
+            raise RuntimeError(f"the upstream engine at {redact(url)} did not answer: {problem}")
+        logger.info("waiting for the upstream engine at %s (%s)", redact(url), problem)
         await asyncio.sleep(STARTUP_POLL_S)
     models = response.json()["data"]
     chosen = next((m for m in models if m["id"] == wanted), models[0])
@@ -365,7 +384,8 @@ async def open_remote_engine(
         ))
         renderer = renderer_from_config(config)
         try:
-            logger.info("remote engine: %s serving %s (context %d)", root, name, max_model_len)
+            logger.info("remote engine: %s serving %s (context %d)", redact(root), name,
+                        max_model_len)
             yield RemoteGenerator(renderer, client, root, name, max_model_len)
         finally:
             renderer.shutdown()

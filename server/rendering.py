@@ -19,6 +19,7 @@ from jinja2 import TemplateError
 from vllm.exceptions import VLLMClientError
 from vllm.renderers import BaseRenderer, ChatParams
 
+from ponder.core.fingerprint import ModelIdentity, model_fingerprint
 from ponder.core.generation import Prompt, RequestRejected
 
 
@@ -31,6 +32,12 @@ class PromptRenderer:
         self.tokenizer: Any = renderer.get_tokenizer()
         self.max_model_len = max_model_len
         self.vocab_size: int = len(self.tokenizer)
+
+    def model_identity(self, served_name: str) -> ModelIdentity:
+        """Which model this is, for data fit on one model (a policy)."""
+        config = self.renderer.model_config.hf_config.to_dict()
+        return ModelIdentity(served_name, model_fingerprint(
+            config, self.tokenizer.get_vocab(), getattr(self.tokenizer, "chat_template", None)))
 
     async def warm_up(self) -> None:
         """Render a conversation once, so the first request does not pay for

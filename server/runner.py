@@ -10,6 +10,10 @@ a supervisor (Docker's restart policy, systemd, Kubernetes) rely on:
 * When the engine dies, the requests in flight fail with a clean 503, and
   the process exits with status 1 a few seconds later, so the supervisor
   starts a fresh one (uvicorn alone would go on answering 503 for good).
+* Either way ponder exits only once its engines' processes have ended
+  (waited for, then killed): a supervisor that restarts at once must not
+  start a new engine beside the old one's workers, which on a GPU still
+  hold its memory.
 * A connection must deliver each request (headers and body) within
   ``--request-read-timeout``: uvicorn has no such limit, so a client that
   sends half a header and stalls would hold its connection for as long as
@@ -23,12 +27,15 @@ import contextlib
 import functools
 import logging
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import psutil
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ponder.server.config import Settings
@@ -43,6 +50,9 @@ ABORT_GRACE_S = 5.0
 """After the drain's time is up: how long aborted requests have to send
 their error (the HTTP server then closes what is left)."""
 EXIT_ENGINE_DIED = 1
+ENGINE_EXIT_GRACE_S = 10.0
+"""How long the engines' processes have to end on their own (their parent
+gone or shut down) before they are killed."""
 
 
 class RequestReadDeadline(HttpToolsProtocol):
@@ -88,22 +98,36 @@ class RequestReadDeadline(HttpToolsProtocol):
             self.transport.close()
 
 
+def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """uvicorn as ponder runs it: its address, ponder's logging, and the
+    request read deadline."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # ponder's logging (cli.py), with request ids
+        http=functools.partial(RequestReadDeadline, read_timeout=settings.request_read_timeout),
+        # Ponder drains the requests itself; this is only for the last
+        # bytes of the error answers it sends when its time is up.
+        timeout_graceful_shutdown=ABORT_GRACE_S,
+    )
+
+
 class PonderServer(uvicorn.Server):
     def __init__(self, app: FastAPI, settings: Settings) -> None:
-        super().__init__(uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,  # ponder's logging (cli.py), with request ids
-            http=functools.partial(RequestReadDeadline, read_timeout=settings.request_read_timeout),
-            # Ponder drains the requests itself; this is only for the last
-            # bytes of the error answers it sends when its time is up.
-            timeout_graceful_shutdown=ABORT_GRACE_S,
-        ))
+        super().__init__(uvicorn_config(app, settings))
         self.ponder_app = app
         self.shutdown_timeout = settings.shutdown_timeout
         self.exit_code = 0
         self._ending: asyncio.Task[None] | None = None
+        self.engine_processes: list[psutil.Process] = []
+        """Every process under ponder once its engines started: an engine
+        core killed by the OS leaves its workers to init, so they are
+        found here, not among ponder's children at exit."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.engine_processes = engine_processes()
 
     @property
     def _lifecycle(self) -> Lifecycle:
@@ -181,6 +205,34 @@ def serve(settings: Settings) -> int:
 
     server = PonderServer(create_app(settings), settings)
     server.run()
+    end_processes([*server.engine_processes, *engine_processes()], ENGINE_EXIT_GRACE_S)
     if not server.started and server.exit_code == 0:
         return 3  # the app did not start (uvicorn's own status for that)
     return server.exit_code
+
+
+def engine_processes() -> list[psutil.Process]:
+    """Every process under this one but multiprocessing's resource tracker,
+    which ends when this process does (it waits on a pipe from it)."""
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "multiprocessing.resource_tracker" not in " ".join(process.cmdline()):
+                found.append(process)
+    return found
+
+
+def end_processes(processes: list[psutil.Process], grace_s: float) -> None:
+    """Wait up to ``grace_s`` for ``processes`` to end, then kill those left
+    and wait for them too."""
+    alive = [p for p in processes if p.is_running()]
+    if not alive:
+        return
+    _, alive = psutil.wait_procs(alive, timeout=grace_s)
+    if alive:
+        logger.warning("killing %d engine process(es) still running after %ss: %s",
+                       len(alive), grace_s, ", ".join(str(p.pid) for p in alive))
+        for process in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(alive, timeout=grace_s)

@@ -4,14 +4,17 @@ streaming in ``streaming.py``."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
+from ponder.core.fingerprint import ModelIdentity
 from ponder.core.generation import Generator, JsonOutput, Prompt, Sampling
-from ponder.core.metering import Budget
+from ponder.core.metering import Allowance, Budget
+from ponder.core.policy import Policy
+from ponder.core.tasks import gather_all
 from ponder.server.admission import AdmittedGenerator, SampleScheduler, Ticket
 from ponder.server.config import Settings
 from ponder.server.errors import (
@@ -37,6 +40,7 @@ from ponder.strategies.base import (
     ThinkingControl,
     Verifiers,
 )
+from ponder.strategies.early_exit import AnswerCues
 from ponder.strategies.reasoning import ReasoningSplitter
 from ponder.strategies.thinking import ThinkingBudget, ThinkingMarkers
 
@@ -66,6 +70,9 @@ class RequestRun:
     ticket: Ticket = field(default_factory=Ticket)
     effort: str | None = None
     """The `reasoning_effort` level whose preset chose the strategy, if one did."""
+    allowance: Allowance | None = None
+    """What the request may still spend, over all its choices (set when its
+    first run starts)."""
 
     @property
     def started(self) -> float:
@@ -94,6 +101,13 @@ class StrategyService:
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     thinking_markers: ThinkingMarkers | None = None
     """How the served model's thinking ends, when it thinks in tags."""
+    model: ModelIdentity | None = None
+    """The served model, as data fit on it names it."""
+    policy: Policy | None = None
+    """The calibrated policy ``auto`` follows: None when none was fit on
+    the served model (``auto`` then follows the model-neutral rule)."""
+    answer_cues: AnswerCues | None = None
+    """What early-exit probes append to ask a chain for its answer."""
     in_flight: int = 0
     effort_presets: dict[str, StrategyConfig] = field(init=False)
 
@@ -103,16 +117,20 @@ class StrategyService:
     def resolve(self, request: SamplingRequest) -> RequestRun:
         strategy, config, effort = self._strategy(request)
         prompts = _prompts(request)
-        if request.n * len(prompts) > self.settings.max_choices:
+        choices_asked = request.n * len(prompts)
+        if choices_asked > self.settings.max_choices:
             raise InvalidRequest(
                 f"n is {request.n} for each of {len(prompts)} prompt(s); this server allows "
                 f"at most {self.settings.max_choices} choices per request.",
                 param="n",
             )
-        if config.max_samples > self.settings.max_samples:
+        samples = config.max_samples * choices_asked
+        if samples > self.settings.max_samples:
+            each = f" ({choices_asked} choices of {config.max_samples})" if choices_asked > 1 \
+                else ""
             raise InvalidRequest(
-                f"This strategy may draw {config.max_samples} samples per run; this server "
-                f"allows at most {self.settings.max_samples} (--max-samples).",
+                f"This request may draw {samples} samples{each}; this server allows at most "
+                f"{self.settings.max_samples} per request (--max-samples).",
                 param="strategy.n" if "n" in type(config).model_fields else "strategy",
             )
         cap = request.token_cap
@@ -137,7 +155,7 @@ class StrategyService:
         tasks = [
             Task(prompt, self._seeded(sampling, request, index), self.splitter, verifiers,
                  tools=None if tools is None else tools.reader, thinking=thinking,
-                 policy=self.settings.calibrated_policy)
+                 policy=self.policy, cues=self.answer_cues)
             for index, prompt in enumerate(choices)
         ]
         # Greedy children would all be one sample, and vLLM refuses n > 1 at
@@ -158,15 +176,15 @@ class StrategyService:
         """The results of ``batch``'s choices, from one strategy run when
         the strategy draws them together, else from one run each."""
         generator = AdmittedGenerator(self.generator, self.scheduler, run.ticket)
-        budget = self._budget(run)
+        allowance = self._allowance(run)
         task = run.tasks[batch.start]
         if len(batch) > 1:
             results = await run.strategy.execute_choices(
-                task, generator, run.config, len(batch), emitters, budget
+                task, generator, run.config, len(batch), emitters, allowance
             )
         else:
             emit = None if emitters is None else emitters[0]
-            results = [await run.strategy.execute(task, generator, run.config, emit, budget)]
+            results = [await run.strategy.execute(task, generator, run.config, emit, allowance)]
         for result in results:
             self.metrics.record_result(run.strategy.name, result)
         if any(r.budget_exhausted and not r.content for r in results) and self._past_timeout(run):
@@ -177,11 +195,17 @@ class StrategyService:
         return results
 
     async def run_all(self, run: RequestRun) -> list[StrategyResult]:
-        batches = await asyncio.gather(*(self.run_batch(run, batch) for batch in run.batches))
+        batches = await gather_all(*(self.run_batch(run, batch) for batch in run.batches))
         return [result for batch in batches for result in batch]
 
+    def _allowance(self, run: RequestRun) -> Allowance:
+        """The request's one allowance, which all its choices draw on: the
+        client's budget, with --request-timeout as a deadline of its own."""
+        if run.allowance is None:
+            run.allowance = Allowance(self._budget(run))
+        return run.allowance
+
     def _budget(self, run: RequestRun) -> Budget | None:
-        """The client's budget, with --request-timeout as a deadline of its own."""
         limits = run.request.budget
         max_tokens = limits.max_tokens if limits else None
         seconds = limits.seconds if limits else None
@@ -201,25 +225,46 @@ class StrategyService:
         """Take a slot for ``run`` until :meth:`finished`, or refuse it with a
         429: past the limit, new work would only queue in the engine and slow
         every request already running. A draining server takes nothing new."""
-        if self.lifecycle.draining:
-            self.metrics.record_request(run.strategy.name, run.request.stream, 503, 0.0)
-            raise ShuttingDown("The server is shutting down; retry shortly.")
-        if self.in_flight >= self.settings.max_concurrent_requests:
-            self.metrics.record_request(run.strategy.name, run.request.stream, 429, 0.0)
-            raise Overloaded(
-                f"The server is serving its limit of {self.settings.max_concurrent_requests} "
-                "requests; retry shortly."
-            )
-        self.in_flight += 1
-        self.metrics.in_flight.set(self.in_flight)
+        refusal = self._refusal()
+        if refusal is not None:
+            self.metrics.record_request(run.strategy.name, run.request.stream, refusal.status, 0.0)
+            raise refusal
+        self._change_in_flight(+1)
 
     def finished(self, run: RequestRun, status: int) -> None:
-        self.in_flight -= 1
-        self.metrics.in_flight.set(self.in_flight)
+        self._change_in_flight(-1)
         seconds = time.monotonic() - run.started
         self.metrics.record_request(
             run.strategy.name, run.request.stream, status, seconds, run.context
         )
+
+    @contextlib.contextmanager
+    def admitted(self) -> Iterator[None]:
+        """A slot, as :meth:`admit` gives one, for the length of the block:
+        for a request that runs no strategy but costs the server work of the
+        same kind (tokenizing renders prompts on the threads chat renders on)."""
+        refusal = self._refusal()
+        if refusal is not None:
+            raise refusal
+        self._change_in_flight(+1)
+        try:
+            yield
+        finally:
+            self._change_in_flight(-1)
+
+    def _refusal(self) -> ShuttingDown | Overloaded | None:
+        if self.lifecycle.draining:
+            return ShuttingDown("The server is shutting down; retry shortly.")
+        if self.in_flight >= self.settings.max_concurrent_requests:
+            return Overloaded(
+                f"The server is serving its limit of {self.settings.max_concurrent_requests} "
+                "requests; retry shortly."
+            )
+        return None
+
+    def _change_in_flight(self, change: int) -> None:
+        self.in_flight += change
+        self.metrics.in_flight.set(self.in_flight)
 
     def strategy_alias(self, model: str) -> str:
         """The strategy a model name picks (``smollm2@cot``: ``cot``; none:

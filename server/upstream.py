@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from ponder.core.generation import RequestRejected, Sample, SampleDelta, Sampling, TokenLogprob
+from ponder.core.redaction import describe_body, failure_cause, redact
 from ponder.server.engine import stop_reason_of
 from ponder.server.errors import EngineUnavailable, PonderError, UpstreamFailed, UpstreamTimeout
 from ponder.server.rendering import clean_message
@@ -56,7 +57,8 @@ class StreamState:
 
     def read(self, chunk: dict[str, Any]) -> list[SampleDelta]:
         if "error" in chunk:
-            raise UpstreamError(UpstreamFailed(_error_message(chunk)), retryable=True)
+            message = _error_message(chunk) or "The upstream engine's stream reported an error."
+            raise UpstreamError(UpstreamFailed(message), retryable=True)
         if not chunk.get("choices"):
             if self.last is not None:
                 self.last.cached_tokens = cached_tokens(chunk)
@@ -145,11 +147,20 @@ def cached_tokens(payload: dict[str, Any]) -> int:
     return int(details.get("cached_tokens") or 0)
 
 
-def _error_message(payload: Any) -> str:
+MESSAGE_CHARS = 300
+"""The most of an upstream's own error message passed on to a client."""
+
+
+def _error_message(payload: Any) -> str | None:
+    """The upstream's OpenAI-shaped error message, without secrets and cut to
+    :data:`MESSAGE_CHARS`; None when the payload is not an error of that shape."""
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict):
-        return clean_message(str(error.get("message") or ""))
-    return clean_message(str(error or payload))
+        error = error.get("message")
+    if not isinstance(error, str) or not error.strip():
+        return None
+    message = redact(clean_message(error))
+    return message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS] + "..."
 
 
 def raise_for_status(response: httpx.Response, body: dict[str, Any]) -> None:
@@ -159,27 +170,39 @@ def raise_for_status(response: httpx.Response, body: dict[str, Any]) -> None:
     try:
         payload = response.json()
     except ValueError:
-        payload = {"error": response.text[:500]}
-    message = _error_message(payload)
+        payload = None
+    # The upstream's own message, or else only the body's type and length: a
+    # proxy's error page is not passed on.
+    own = _error_message(payload)
+    shown = own or describe_body(response.headers.get("content-type"), len(response.content))
     if status in (400, 422):
         # The upstream refused what ponder sent on the client's behalf: a
         # grammar its compiler refuses, a logit bias out of range.
-        param = (payload.get("error") or {}).get("param") if isinstance(payload, dict) else None
+        error = payload.get("error") if isinstance(payload, dict) else None
+        param = error.get("param") if isinstance(error, dict) else None
+        param = param if isinstance(param, str) else None
         json_param = "response_format" if "structured_outputs" in body else None
+        message = own or f"The upstream engine refused the request with {shown}."
         raise UpstreamError(RequestRejected(message, param or json_param), retryable=False)
     if status == 503 or status == 429:
-        error: PonderError = EngineUnavailable(f"The upstream engine is unavailable: {message}")
+        failure: PonderError = EngineUnavailable(f"The upstream engine is unavailable: {shown}")
     elif status == 504:
-        error = UpstreamTimeout(f"The upstream engine timed out: {message}")
+        failure = UpstreamTimeout(f"The upstream engine timed out: {shown}")
     else:
-        error = UpstreamFailed(f"The upstream engine answered {status}: {message}")
-    raise UpstreamError(error, retryable=status in RETRIED_STATUSES)
+        failure = UpstreamFailed(f"The upstream engine answered {status}: {shown}")
+    raise UpstreamError(failure, retryable=status in RETRIED_STATUSES)
 
 
-def transport_failure(error: httpx.HTTPError, url: str) -> UpstreamError:
-    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
+def transport_failure(error: httpx.HTTPError) -> UpstreamError:
+    """The failed call as a client may hear of it: what went wrong in plain
+    words, neither the upstream's address nor the HTTP client's text."""
+    if isinstance(error, httpx.ConnectTimeout):
+        return UpstreamError(EngineUnavailable(
+            "The upstream engine is unreachable (the connection timed out)."), retryable=True)
+    if isinstance(error, httpx.ConnectError):
+        cause = failure_cause(error) or "could not connect"
         return UpstreamError(
-            EngineUnavailable(f"The upstream engine at {url} is unreachable."), retryable=True
+            EngineUnavailable(f"The upstream engine is unreachable ({cause})."), retryable=True
         )
     if isinstance(error, httpx.TimeoutException):
         return UpstreamError(
@@ -187,6 +210,7 @@ def transport_failure(error: httpx.HTTPError, url: str) -> UpstreamError:
             retryable=False,
         )
     # Dropped mid-answer (RemoteProtocolError, ReadError): a replica that died.
+    cause = failure_cause(error) or "closed before its answer was whole"
     return UpstreamError(
-        UpstreamFailed(f"The upstream engine dropped the connection: {error!r}"), retryable=True
+        UpstreamFailed(f"The upstream engine dropped the connection ({cause})."), retryable=True
     )

@@ -4,48 +4,51 @@
 The probe draws ``policy.probe.samples`` whole samples and scores them with
 the combined verifier. Their signals (how well they agree, how sure the
 model was, what the step checker said, how long they ran) give the
-question's estimated difficulty, by the weights ``ponder calibrate`` fit. An
-easy question is answered from the probe at once; otherwise the policy's
-choice for the question's difficulty bin and the request's budget (``n``
-sample-equivalents) runs, and a vote or best-of-N counts the probe's
-samples as its first ones instead of drawing them again. A search starts
-afresh: its steps are sampled with a stop at each step, which whole
-samples cannot stand in for.
+question's estimated difficulty, by the weights ``ponder calibrate`` fit,
+and :func:`ponder.core.policy.decide` (the rule calibration replays) picks
+what runs next within the request's budget of ``n`` samples, the probe's
+included. A vote or best-of-N counts the probe's samples as its first ones
+instead of drawing them again; a search starts afresh, since its steps are
+sampled with a stop at each step, which whole samples cannot stand in for.
+
+With no policy fit for the served model, the model-neutral rule decides:
+the probe's answer when its samples all agree, else best-of-N over the
+whole budget.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from ponder.core.generation import Generator, RequestRejected, TokenLogprob
-from ponder.core.policy import Bin, Policy, probe_signals
+from ponder.core.generation import Generator, TokenLogprob
+from ponder.core.policy import NEUTRAL_PROBE_SAMPLES, Choice, decide, probe_signals, shown_source
 from ponder.core.steps import STEP_DELIMITER
-from ponder.strategies import beam_search, best_of_n, dvts, particle_filtering, self_consistency
-from ponder.strategies.answers import answers_equivalent
-from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task, TreeNode
+from ponder.strategies import best_of_n
+from ponder.strategies.base import (
+    AutoDecision,
+    Emitter,
+    StrategyResult,
+    Task,
+    TreeNode,
+)
+from ponder.strategies.registry import STRATEGIES, choice_config
 from ponder.strategies.reuse import Recorded
 from ponder.strategies.sampled import SampledAnswers, SolutionsConfig
+from ponder.strategies.search import SearchConfig
 
-MAX_STEPS = 10
-"""Of a search the policy picks: SearchConfig's default."""
-_RUN = {
-    "self_consistency": self_consistency.run, "best_of_n": best_of_n.run,
-    "beam_search": beam_search.run, "dvts": dvts.run,
-    "particle_filtering": particle_filtering.run,
-}
-POOLED = ("self_consistency", "best_of_n")
-"""Choices that draw whole samples, as the probe does: they reuse its samples."""
+NEUTRAL_RULE = "the model-neutral rule (no policy fit for the served model)"
 
 
 class Config(SolutionsConfig):
     name: Literal["auto"] = "auto"
     n: int = Field(16, ge=1, le=256, description="The most compute to spend, in samples: the "
                    "probe's and the chosen strategy's together.")
-    prm: str = Field("combined", description="The verifier the probe and best-of-N score with.")
+    prm: str = Field("combined", description="The verifier the probe scores with, and a "
+                     "best-of-N that reuses the probe's samples.")
     prompt: Literal["cot", "direct"] = Field(
         "direct", description="`direct` sends the messages as they are (what the shipped "
         "policy was measured with); `cot` adds the step-by-step instruction.")
@@ -55,99 +58,62 @@ class Config(SolutionsConfig):
 
     @property
     def max_samples(self) -> int:
-        return self.n * MAX_STEPS
-
-
-def search_expand(n: int) -> int:
-    """Continuations per line and step of a search with ``n`` per round: 4
-    (search-and-learn's), 2 under 8, so that a small search keeps two lines."""
-    return 4 if n >= 8 else 2 if n >= 2 else 1
-
-
-def choice_config(choice: str, base: Config | None = None) -> StrategyConfig:
-    """The configuration a policy choice such as ``beam_search@16`` names:
-    the one definition ``ponder calibrate`` measures and ``auto`` runs.
-    Searches continue :func:`search_expand` lines a step, best-of-N scores
-    with the combined verifier. Prompt, answer format and step delimiter are
-    ``base``'s (auto's, with the server's defaults), else left unset for the
-    server to fill."""
-    name, _, size = choice.partition("@")
-    n = int(size)
-    expand = search_expand(n)
-    shared: dict[str, Any] = {} if base is None else {"prompt": base.prompt,
-                                                      "answer": base.answer}
-    search = shared if base is None else {**shared, "step_delimiter": base.step_delimiter}
-    if name == "self_consistency":
-        return self_consistency.Config(n=n, **shared)
-    if name == "best_of_n":
-        return best_of_n.Config(n=n, prm=base.prm if base else "combined", **shared)
-    if name == "beam_search":
-        return beam_search.Config(beam_width=max(1, n // expand), expand=expand, **search)
-    if name == "dvts":
-        return dvts.Config(n=n - n % expand, expand=expand, **search)
-    if name == "particle_filtering":
-        return particle_filtering.Config(n=n, **search)
-    raise ValueError(f"unknown strategy {name!r} in the policy")
+        """A search it chooses draws at most ``n`` a round, for as many
+        rounds as a search takes by default."""
+        return self.n * SearchConfig.model_fields["max_steps"].default
 
 
 async def run(
     task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
 ) -> StrategyResult:
-    policy = _policy(task)
+    policy = task.policy
     recorded = Recorded(gen)
-    probe_size = min(policy.probe.samples, cfg.n)
+    probe_size = min(policy.probe.samples if policy else NEUTRAL_PROBE_SAMPLES, cfg.n)
     if emit is not None:
         await emit.progress(f"Probe: {probe_size} samples, scored by {cfg.prm}.\n")
-    probe = await best_of_n.run(task, recorded, best_of_n.Config(
-        n=probe_size, prm=cfg.prm, prompt=cfg.prompt, answer=cfg.answer), _quiet(emit))
-    answer_format = cfg.answer_format(task)
+    with recorded.recording():
+        probe = await best_of_n.run(task, recorded, best_of_n.Config(
+            n=probe_size, prm=cfg.prm, prompt=cfg.prompt, answer=cfg.answer), _quiet(emit))
     # math-verify's comparisons are CPU work: off the event loop.
     signals = await asyncio.to_thread(
         probe_signals,
         [c.answer for c in probe.candidates], [c.verifiers or {} for c in probe.candidates],
-        [c.tokens for c in probe.candidates],
-        lambda a, b: answers_equivalent(a, b, answer_format))
-    difficulty = policy.difficulty_of(signals)
-    index, chosen_bin = policy.bin_of(difficulty)
-    choice, why = _decide(policy, chosen_bin, difficulty, cfg.n, probe_size)
-    decision = {"policy": policy.source, "signals": {k: round(v, 3) for k, v in signals.items()},
-                "difficulty": round(difficulty, 3), "bin": index, "bins": len(policy.bins),
-                "choice": choice or f"probe@{probe_size}", "why": why}
+        [c.tokens for c in probe.candidates], cfg.answer_format(task))
+    decision = decide(policy, signals, cfg.n, probe_size)
+    record = AutoDecision(
+        policy=NEUTRAL_RULE if policy is None else shown_source(policy.source),
+        signals={k: round(v, 3) for k, v in signals.items()},
+        difficulty=None if decision.difficulty is None else round(decision.difficulty, 3),
+        bin=decision.bin, bins=None if policy is None else len(policy.bins),
+        choice=str(decision.choice or f"probe@{probe_size}"), why=decision.why)
     if emit is not None:
-        await emit.progress(f"Difficulty {difficulty:.2f} (bin {index + 1} of "
-                            f"{len(policy.bins)}): {decision['choice']}, {why}.\n")
-    if choice is None or probe.budget_exhausted:
+        await emit.progress(_said(record))
+    if decision.choice is None or probe.budget_exhausted:
         result = probe
         if emit is not None:
             await SampledAnswers.emit_final(result, emit)
     else:
-        config = choice_config(choice, cfg)
-        result = await _RUN[choice.partition("@")[0]](task, recorded, config, emit)
+        # A choice that draws its samples its own way must not be handed the probe's.
+        drawn_by = recorded if decision.choice.reuses_probe else gen
+        result = await _escalate(task, drawn_by, cfg, decision.choice, emit)
         _keep_probe(result, probe)
-    decision["probe_samples_reused"] = recorded.reused
-    result.decision = decision
+    record.probe_samples_reused = recorded.reused
+    result.decision = record
     return result
 
 
-def _policy(task: Task) -> Policy:
-    if task.policy is None:
-        raise RequestRejected("strategy auto needs a calibrated policy, and this server "
-                              "runs without one (see `ponder calibrate`).", param="strategy")
-    return task.policy
+async def _escalate(task: Task, gen: Generator, cfg: Config, choice: Choice,
+                    emit: Emitter | None) -> StrategyResult:
+    shared = {"prompt": cfg.prompt, "answer": cfg.answer, "step_delimiter": cfg.step_delimiter,
+              "prm": cfg.prm}
+    return await STRATEGIES[choice.strategy].run(task, gen, choice_config(choice, shared), emit)
 
 
-def _decide(policy: Policy, chosen_bin: Bin, difficulty: float, budget: int,
-            probe_size: int) -> tuple[str | None, str]:
-    """The strategy to escalate to, or None to answer from the probe."""
-    if difficulty < policy.probe.answer_below:
-        return None, f"below {policy.probe.answer_below}: the probe's answer is trusted"
-    choice = chosen_bin.choice_for(budget)
-    if choice is None:
-        return None, f"the budget of {budget} covers no choice beyond the probe"
-    name, _, size = choice.partition("@")
-    if name in POOLED and int(size) <= probe_size:
-        return None, f"the policy's choice ({choice}) is no more than the probe drew"
-    return choice, f"the policy's choice for this bin at a budget of {budget}"
+def _said(record: AutoDecision) -> str:
+    if record.difficulty is None:
+        return f"{record.choice}: {record.why}.\n"
+    return (f"Difficulty {record.difficulty:.2f} (bin {(record.bin or 0) + 1} of {record.bins}): "
+            f"{record.choice}, {record.why}.\n")
 
 
 def _keep_probe(result: StrategyResult, probe: StrategyResult) -> None:

@@ -10,12 +10,13 @@ usage and enforces the budget.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from ponder.core.answers import WHOLE_ANSWER_FORMATS
 from ponder.core.generation import (
     FinishReason,
     Generator,
@@ -28,6 +29,7 @@ from ponder.core.generation import (
 from ponder.core.metering import Meter, Usage
 from ponder.core.policy import Policy
 from ponder.core.scoring import ProcessRewardModel, ScorerFactory, shared
+from ponder.strategies.early_exit import AnswerCues, EarlyExit, EarlyExitSpec
 from ponder.strategies.reasoning import ReasoningSplitter
 from ponder.strategies.thinking import ThinkingBudget, ThinkingMarkers
 from ponder.strategies.tool_calls import ToolCallReader
@@ -75,6 +77,9 @@ class Candidate:
     """Its DeepConf trace confidence, when the vote read it."""
     verifiers: dict[str, float] | None = None
     """What each weak verifier said of it, when a combined scorer chose."""
+    pruned_at: int | None = None
+    """Speculative rejection: the checkpoint (in tokens) at which it was
+    scored among the worst and stopped."""
 
 
 @dataclass
@@ -100,6 +105,41 @@ class TreeNode:
     answer: str | None = None
     tokens: int = 0
     """Tokens generated for this step (its parent's are the parent's)."""
+
+
+@dataclass
+class AutoDecision:
+    """What ``auto``'s probe said and what ran after it, as a client sees it."""
+
+    policy: str
+    """The policy followed (its source), or the model-neutral rule."""
+    signals: dict[str, float]
+    difficulty: float | None
+    """The policy's estimate; None under the model-neutral rule."""
+    bin: int | None
+    bins: int | None
+    choice: str
+    """What ran after the probe, as ``best_of_n@8``; ``probe@4`` when the
+    probe's answer stood."""
+    why: str
+    probe_samples_reused: int = 0
+
+
+@dataclass
+class ParticleRound:
+    """One round of a particle filter, as a client sees it."""
+
+    particles: list[int]
+    """Node ids of the population weighed this round."""
+    weights: list[float]
+    ess: float
+    """Effective sample size of the weights."""
+    resampled: bool
+    kept: list[int]
+    """Node ids that live on (a particle drawn k times is there k times)."""
+    iteration: int
+    reference: int | None
+    """Particle Gibbs: the reference particle's node this round."""
 
 
 @dataclass
@@ -130,10 +170,17 @@ class StrategyResult:
     """DeepConf online: the group confidence a sample had to keep."""
     stopped_low_confidence: int | None = None
     """DeepConf online: samples stopped for falling below the bar."""
-    rounds: list[dict[str, Any]] | None = None
-    """Particle filtering: each round's particles, weights and effective sample size."""
-    decision: dict[str, Any] | None = None
+    rounds: list[ParticleRound | dict[str, Any]] | None = None
+    """Particle filtering: each round's particles, weights and effective
+    sample size; genselect: each round's groups, their picks and winners."""
+    decision: AutoDecision | None = None
     """``auto``: what the probe said, the difficulty bin, and what ran and why."""
+    checkpoints: list[dict[str, Any]] | None = None
+    """Speculative rejection: each checkpoint's scores and the samples it stopped."""
+    early_exits: int | None = None
+    """Early exit: chains stopped because their probes agreed."""
+    probe_tokens: int = 0
+    """Of the tokens the run generated, those its early-exit probes wrote."""
 
     @property
     def samples(self) -> int:
@@ -147,7 +194,10 @@ class StrategyResult:
             "tokens_saved_estimate": self.tokens_saved_estimate,
             "confidence_bar": self.confidence_bar,
             "stopped_low_confidence": self.stopped_low_confidence,
-            "rounds": self.rounds,
+            "rounds": None if self.rounds is None else [
+                r if isinstance(r, dict) else asdict(r) for r in self.rounds],
+            "checkpoints": self.checkpoints,
+            "early_exits": self.early_exits,
         }
         return {key: value for key, value in found.items() if value is not None}
 
@@ -207,6 +257,8 @@ class Task:
     """A thinking budget to force on every sample, for models that think in tags."""
     policy: Policy | None = None
     """The server's calibrated policy, for ``auto``."""
+    cues: AnswerCues | None = None
+    """What early-exit probes append to ask a chain for its answer."""
 
     @property
     def question(self) -> str:
@@ -229,8 +281,58 @@ class StrategyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_name_is_required)
 
+    reuses_probe: ClassVar[bool] = False
+    """It draws whole samples as ``auto``'s probe does, so a probe's samples
+    can count as its first ones."""
+    draws_anew_with: ClassVar[frozenset[str]] = frozenset({"early_exit"})
+    """Its options under which samples drawn before it cannot count as its
+    own (see :class:`ponder.core.policy.Choosable`)."""
+
     @property
     def max_samples(self) -> int:
         """The most samples one run may draw, checked against the server's
         ``--max-samples``."""
         return 1
+
+    @classmethod
+    def sized(cls, size: int) -> dict[str, Any] | None:
+        """The fields that make the strategy draw ``size`` samples (for a
+        search, ``size`` a round), for a policy's choice such as
+        ``best_of_n@8``; None for a strategy a policy does not choose."""
+        return None
+
+
+class EarlyExitOption(StrategyConfig):
+    """The ``early_exit`` parameter of the strategies that draw whole
+    samples: each sample is probed for its answer as it goes and stopped
+    once its probes agree (``early_exit.py``)."""
+
+    early_exit: EarlyExitSpec | None = Field(
+        None, description="Dynasor-CoT's certainty probes (Fu et al. 2024): every `every` "
+        "tokens ask the chain for its answer; after `agree` equal answers in a row, stop it "
+        "and let that answer stand.",
+    )
+
+    def probed_as(self, task: Task) -> tuple[str, str]:
+        """The prompt style whose answer cue a probe appends, and how its
+        answer is read."""
+        return "direct", "auto"
+
+    def exiting(
+        self, task: Task, chain: Generator, probe: Generator, charge: Callable[[int], None]
+    ) -> EarlyExit | None:
+        """``chain`` probed for an early exit, when this run asks for one."""
+        if self.early_exit is None:
+            return None
+        style, answer_format = self.probed_as(task)
+        if task.sampling.json_output is not None or answer_format in WHOLE_ANSWER_FORMATS:
+            raise RequestRejected(
+                "early_exit asks a chain for its answer part-way; an answer that is the whole "
+                "output (JSON, tool calls) has no part-way answer to ask for.",
+                param="strategy.early_exit",
+            )
+        if task.cues is None:
+            raise RequestRejected("This server has no answer cues to probe with.",
+                                  param="strategy.early_exit")
+        return EarlyExit(chain, probe, self.early_exit, task.cues.for_style(style),
+                         answer_format, charge)  # type: ignore[arg-type]

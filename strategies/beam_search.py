@@ -13,13 +13,13 @@ guides it.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from ponder.core.generation import Generator
 from ponder.strategies.base import Emitter, StrategyResult, Task
-from ponder.strategies.search import SearchConfig, run_search
+from ponder.strategies.search import Search, SearchConfig, run_search, search_expand
 
 
 class Config(SearchConfig):
@@ -33,9 +33,15 @@ class Config(SearchConfig):
     def max_samples(self) -> int:
         return self.beam_width * self.expand * self.max_steps
 
+    @classmethod
+    def sized(cls, size: int) -> dict[str, Any]:
+        expand = search_expand(size)
+        return {"beam_width": max(1, size // expand), "expand": expand}
+
 
 async def run(
     task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
 ) -> StrategyResult:
+    scorer_name, scorer = task.verifiers.get(cfg.prm)
     shape = cfg.shape(subtrees=1, width=cfg.beam_width, expand=cfg.expand, task=task)
-    return await run_search(task, gen, shape, cfg.prm, emit)
+    return await run_search(Search(task, gen, scorer, shape), scorer_name, emit)

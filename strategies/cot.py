@@ -8,14 +8,17 @@ from typing import Literal
 
 from pydantic import Field
 
-from ponder.strategies.base import Emitter, Generator, StrategyConfig, StrategyResult, Task
+from ponder.strategies.base import EarlyExitOption, Emitter, Generator, StrategyResult, Task
 from ponder.strategies.prompts import chosen_style
 from ponder.strategies.single_sample import run_single_samples
 
 
-class Config(StrategyConfig):
+class Config(EarlyExitOption):
     name: Literal["cot"] = "cot"
     prompt: Literal["cot"] = Field("cot", description="Built-in chain-of-thought template.")
+
+    def probed_as(self, task: Task) -> tuple[str, str]:
+        return chosen_style(self.prompt, task, explicit=True, param="strategy"), "auto"
 
 
 async def run(task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None) -> StrategyResult:

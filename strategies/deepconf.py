@@ -27,12 +27,10 @@ from typing import Literal
 from ponder.core.confidence import TraceConfidence, token_confidence, trace_confidence
 from ponder.core.generation import Generator, Prompt, Sample, SampleCollector, Sampling
 from ponder.strategies.fanout import fan_out
-from ponder.strategies.traces import Traces
+from ponder.strategies.traces import OnEvent, Traces
 from ponder.strategies.voting import VoteBook
 
 Weighting = Literal["count", "confidence"]
-OnEvent = Callable[[str], Awaitable[None]]
-"""Where the online run reports what it does (progress lines)."""
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from ponder.strategies.base import Emitter, Generator, StrategyConfig, StrategyResult, Task
+from ponder.strategies.base import EarlyExitOption, Emitter, Generator, StrategyResult, Task
 from ponder.strategies.single_sample import run_single_samples
 
 
-class Config(StrategyConfig):
+class Config(EarlyExitOption):
     name: Literal["none"] = "none"
 
 

@@ -16,8 +16,8 @@ Complete particles keep their weight and their place until the end. The
 answer is the heaviest complete particle, or the weighted vote over them.
 
 It runs on the round machinery of :mod:`ponder.strategies.search` (one
-subtree of ``n`` slots, one continuation each); only which lines live on
-differs.
+subtree of ``n`` slots, one continuation each) through its public hooks;
+only which lines live on differs.
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ from pydantic import Field
 from ponder.core.aggregate import Aggregate
 from ponder.core.generation import Generator, Prompt
 from ponder.core.scoring import ProcessRewardModel
-from ponder.strategies.base import Emitter, StrategyResult, Task
-from ponder.strategies.search import (
-    Lane, Node, Search, SearchConfig, SearchShape, best_first, run_search,
-)
+from ponder.strategies.base import Emitter, ParticleRound, StrategyResult, Task
+from ponder.strategies.search import Lane, Search, SearchConfig, SearchShape, run_search
+from ponder.strategies.search_nodes import Node, best_first
 
 Resampling = Literal["multinomial", "systematic"]
 SCORE_FLOOR = 1e-6
@@ -69,6 +68,10 @@ class Config(SearchConfig):
     @property
     def max_samples(self) -> int:
         return self.n * self.max_steps * self.iterations
+
+    @classmethod
+    def sized(cls, size: int) -> dict[str, Any]:
+        return {"n": size}
 
 
 def weights(scores: Sequence[float], temperature: float) -> list[float]:
@@ -106,28 +109,29 @@ def resample(normalised: Sequence[float], count: int, how: Resampling,
 
 
 class ParticleFilter(Search):
+    """The search machine with particle filtering's hooks: each round's
+    population is resampled by weight (:meth:`keep`), and in a Gibbs
+    iteration the reference particle takes its slot as it was
+    (:meth:`expand`)."""
+
     def __init__(self, task: Task, gen: Generator, scorer: ProcessRewardModel,
                  shape: SearchShape, cfg: Config) -> None:
         super().__init__(task, gen, scorer, shape)
         self.cfg = cfg
         self.rng = random.Random(task.sampling.seed)
-        self.rounds: list[dict[str, Any]] = []
+        self.rounds: list[ParticleRound] = []
         self.reference: list[Node] = []
         """Particle Gibbs: the previous iteration's best particle, root first."""
         self._anchor: Node | None = None
         """The reference's node in the current round, which must live on."""
-        self._depth = 0
         self._iteration = 0
-        """Per round: each particle's node id and weight, the effective sample
-        size, whether it resampled, and the particles that live on (a
-        particle drawn k times is there k times)."""
 
     async def run(self, emit: Emitter | None) -> None:
         for iteration in range(self.cfg.iterations):
             self._iteration = iteration
             if iteration:
-                self.reference, self.beams, self._depth = self._best_path(), [[]], 0
-                self._anchor = None
+                self.reference, self._anchor = self._best_path(), None
+                self.restart()
                 if emit is not None:
                     await emit.progress(
                         f"Iteration {iteration + 1}: the filter again, keeping the best "
@@ -135,21 +139,20 @@ class ParticleFilter(Search):
                     )
             await super().run(emit)
 
-    async def _expand(
-        self, prompt: Prompt, frontier: Sequence[tuple[Node | None, int]], last_round: bool,
+    async def expand(
+        self, prompt: Prompt, frontier: Sequence[tuple[Node | None, int]], round_index: int,
         lane: Lane,
     ) -> list[Node]:
         """In a Gibbs iteration, the reference takes one slot as it was: its
         parent's slot gets its next node instead of a new step."""
-        depth, self._depth = self._depth, self._depth + 1
-        if depth >= len(self.reference):
-            return await super()._expand(prompt, frontier, last_round, lane)
-        anchor = self._anchor = self.reference[depth]
+        if round_index >= len(self.reference):
+            return await super().expand(prompt, frontier, round_index, lane)
+        anchor = self._anchor = self.reference[round_index]
         rest = list(frontier)
         slot = next((i for i, (node, _) in enumerate(rest) if node is anchor.parent), None)
         if slot is not None:
             del rest[slot]
-        return [*await super()._expand(prompt, rest, last_round, lane), anchor]
+        return [*await super().expand(prompt, rest, round_index, lane), anchor]
 
     def _best_path(self) -> list[Node]:
         population = self.beams[0]
@@ -162,7 +165,7 @@ class ParticleFilter(Search):
             node = node.parent
         return path[::-1]
 
-    def _keep(self, children: list[Node], subtrees: Sequence[int] = (0,)) -> None:
+    def keep(self, children: list[Node], subtrees: Sequence[int], round_index: int) -> None:
         """One population (one subtree). A complete particle keeps its slot
         and weight for good: resampling fills only the live particles'
         slots, from the live particles, by weight. A finished line is never
@@ -187,15 +190,11 @@ class ParticleFilter(Search):
             self.beams[0][-1] = self._anchor  # the reference is never dropped
         for node in self.beams[0]:
             node.kept = True
-        self.rounds.append({
-            "particles": [n.id for n in population],
-            "weights": [round(w, 6) for w in normalised],
-            "ess": round(ess, 3),
-            "resampled": resampled,
-            "kept": [n.id for n in self.beams[0]],
-            "iteration": self._iteration + 1,
-            "reference": None if self._anchor is None else self._anchor.id,
-        })
+        self.rounds.append(ParticleRound(
+            particles=[n.id for n in population], weights=[round(w, 6) for w in normalised],
+            ess=round(ess, 3), resampled=resampled, kept=[n.id for n in self.beams[0]],
+            iteration=self._iteration + 1,
+            reference=None if self._anchor is None else self._anchor.id))
 
     def finals(self) -> list[Node]:
         """The final population's complete particles, each copy one voice in
@@ -207,14 +206,9 @@ class ParticleFilter(Search):
 async def run(
     task: Task, gen: Generator, cfg: Config, emit: Emitter | None = None
 ) -> StrategyResult:
+    scorer_name, scorer = task.verifiers.get(cfg.prm)
     shape = cfg.shape(subtrees=1, width=cfg.n, expand=1, task=task)
-    filters: list[ParticleFilter] = []
-
-    def make(task: Task, gen: Generator, scorer: ProcessRewardModel,
-             shape: SearchShape) -> Search:
-        filters.append(ParticleFilter(task, gen, scorer, shape, cfg))
-        return filters[-1]
-
-    result = await run_search(task, gen, shape, cfg.prm, emit, make=make)
-    result.rounds = filters[0].rounds
+    search = ParticleFilter(task, gen, scorer, shape, cfg)
+    result = await run_search(search, scorer_name, emit)
+    result.rounds = search.rounds
     return result

@@ -8,11 +8,13 @@ models, whose written-out steps are mostly wrong) do best with.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Literal
 
 from ponder.core.generation import Prompt, RequestRejected, message_text
 from ponder.strategies.base import Task
+from ponder.strategies.early_exit import AnswerCues, Cue
 from ponder.strategies.reasoning import MarkerSplitter, NoReasoning, ReasoningSplitter
 
 PromptStyle = Literal["cot", "direct"]
@@ -22,6 +24,22 @@ COT_INSTRUCTION = (
     "Think step by step, then give the final answer on its own line after "
     f"'{ANSWER_MARKER}'."
 )
+
+
+PLAIN_CUE = "\nThe final answer is"
+"""What an early-exit probe appends after messages sent as they are."""
+
+
+def answer_cues(encode: Callable[[str], Sequence[int]], thinking_close: str | None) -> AnswerCues:
+    """The cues a probe asks a chain for its answer with, in the served
+    model's token ids: each prompt style's own way to the answer, or the end
+    of thinking for a model that thinks in tags."""
+
+    def cue(text: str) -> Cue:
+        return Cue(text, tuple(encode(text)))
+
+    return AnswerCues(cue(f"\n{ANSWER_MARKER}"), cue(PLAIN_CUE),
+                      None if thinking_close is None else cue(thinking_close))
 
 
 def chosen_style(style: PromptStyle, task: Task, explicit: bool, param: str) -> PromptStyle:

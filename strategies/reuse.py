@@ -1,17 +1,21 @@
 """Samples paid for once, handed out again: how ``auto`` lets its probe's
 samples count toward the strategy it escalates to.
 
-``Recorded`` wraps a run's generator. The first whole-sample call (no stop
-strings: not a search's step) passes through and is kept; a later call for
-the same prompt with the same sampling gets those samples first and asks the
-engine only for the rest, with the seed moved past the ones it reused (so a
-seeded request does not draw the same samples twice). The strategy on top
-cannot tell: it sees n samples, as it asked.
+``Recorded`` wraps a run's generator. What passes through while it is
+:meth:`~Recorded.recording` (``auto``'s probe) is kept; a later call for the
+same prompt with the same sampling (a vote or best-of-N drawing whole
+samples, as the probe did, under the request's own stop strings too) gets
+those samples first and asks the engine only for the rest, with the seed
+moved past the ones it reused (so a seeded request does not draw the same
+samples twice). A search's steps are sampled with a stop at each step, so
+they never match. The strategy on top cannot tell: it sees n samples, as
+it asked.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 
 from ponder.core.generation import (
@@ -31,8 +35,18 @@ class Recorded:
         self._key: tuple[tuple[int, ...], Sampling] | None = None
         self._kept: list[Sample] = []
         self._prompt_tokens = 0
+        self._recording = False
         self.reused = 0
         """Samples handed out again so far."""
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """Keep the samples drawn inside (the first call's, for reuse)."""
+        self._recording = True
+        try:
+            yield
+        finally:
+            self._recording = False
 
     async def render(self, prompt: Prompt) -> Prompt:
         return await self._inner.render(prompt)
@@ -77,7 +91,7 @@ class Recorded:
 
     def _record(self, prompt: Prompt, sampling: Sampling, samples: Sequence[Sample],
                 prompt_tokens: int) -> None:
-        if self._key is None and not sampling.stop:
+        if self._recording and self._key is None:
             self._key, self._kept = _key(prompt, sampling), list(samples)
             self._prompt_tokens = prompt_tokens
 

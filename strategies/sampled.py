@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ponder.core.answers import WHOLE_ANSWER_FORMATS, AnswerFormat, text_key
 from ponder.core.generation import Generator, RequestRejected, Sample
-from ponder.strategies.answers import (
-    WHOLE_ANSWER_FORMATS,
-    AnswerFormat,
-    extract_answer,
-    text_key,
+from ponder.strategies.answers import extract_answer
+from ponder.strategies.base import (
+    Candidate,
+    EarlyExitOption,
+    Emitter,
+    StrategyConfig,
+    StrategyResult,
+    Task,
 )
-from ponder.strategies.base import Candidate, Emitter, StrategyConfig, StrategyResult, Task
 from ponder.strategies.fanout import FanOut
 from ponder.strategies.logprobs import content_logprobs
 from ponder.strategies.prompts import PromptStyle, chosen_style
@@ -57,6 +60,14 @@ class SolutionsConfig(StrategyConfig):
 
     def answer_format(self, task: Task) -> AnswerFormat:
         return answer_format_for(self.answer, task)
+
+
+class SampledConfig(SolutionsConfig, EarlyExitOption):
+    """A strategy that draws whole samples and reads their answers: each
+    sample may exit early, probed with its prompt style's cue."""
+
+    def probed_as(self, task: Task) -> tuple[str, str]:
+        return self.prompt_style(task), self.answer_format(task)
 
 
 class SampledAnswers:

@@ -1,11 +1,16 @@
 """One scoring call for steps that arrive close together.
 
-A search's lines no longer arrive as one round: DVTS's subtrees advance on
+A search's lines do not arrive as one round: DVTS's subtrees advance on
 their own, and beam search hands each engine request's steps to the scorer
 as soon as the request returns. A scorer backed by a model (a PRM engine, a
 remote PRM, the self-judge) is fastest when it sees many solutions in one
 call, so the steps that arrive while a call is in flight, or in the same
 turn of the event loop, wait for it and go together in the next call.
+
+Only scorers whose scores do not depend on what they are scored with go
+through here: one that compares solutions (``compares_solutions``) gets
+its whole round explicitly from the search, since a merge decided by
+timing would change its scores.
 """
 
 from __future__ import annotations

@@ -32,22 +32,29 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from pydantic import Field
 
 from ponder.core.aggregate import Aggregate, aggregate
-from ponder.core.generation import Generator, Prompt, Sample, Sampling, StopReason, TokenLogprob
-from ponder.core.scoring import ProcessRewardModel, Solution, preferred_aggregate
+from ponder.core.answers import AnswerFormat
+from ponder.core.generation import Generator, Prompt, Sample, Sampling
+from ponder.core.scoring import (
+    ProcessRewardModel,
+    StepScores,
+    compares_solutions,
+    preferred_aggregate,
+)
 from ponder.core.steps import STEP_DELIMITER, StepSpec
-from ponder.strategies.answers import AnswerFormat, states_final_answer
+from ponder.core.tasks import gather_all
+from ponder.strategies.answers import states_final_answer
 from ponder.strategies.base import Emitter, StrategyResult, Task, TreeNode
 from ponder.strategies.fanout import check_distinct
 from ponder.strategies.prompts import PromptStyle, apply_prompt, splitter_for
 from ponder.strategies.sampled import SampledAnswers, SolutionsConfig
 from ponder.strategies.scoring_batcher import ScoringBatcher
+from ponder.strategies.search_nodes import Node, best_first, joined_logprobs
 from ponder.strategies.selection import select
 from ponder.strategies.voting import VoteBook
 
@@ -85,6 +92,13 @@ class SearchConfig(SolutionsConfig):
             prompt=self.prompt_style(task),
             answer=self.answer_format(task),
         )
+
+
+def search_expand(size: int) -> int:
+    """Continuations per line and step of a search of ``size`` a round, as
+    a policy sizes it: 4 (search-and-learn's), 2 under 8, so that a small
+    search keeps two lines."""
+    return 4 if size >= 8 else 2 if size >= 2 else 1
 
 
 MAX_BLANK_STEPS = 3
@@ -128,75 +142,15 @@ class SearchShape:
     answer: AnswerFormat
 
 
-@dataclass(eq=False)
-class Node:
-    id: int
-    parent: Node | None
-    subtree: int
-    step: str
-    """This step's text, as generated."""
-    token_ids: tuple[int, ...]
-    """The whole partial solution's."""
-    text: str
-    steps: tuple[str, ...]
-    step_logprobs: tuple[tuple[TokenLogprob, ...], ...] | None
-    own_logprobs: tuple[TokenLogprob, ...] | None
-    """Of this node's own tokens only: a node holding its whole path's would
-    make memory grow with depth times nodes (:meth:`path_logprobs` joins
-    them for the few nodes whose whole sample is read)."""
-    cumulative_logprob: float
-    stop_reason: StopReason
-    completed: bool
-    order: tuple[int, ...] = ()
-    """Its place among its parent's children, after its parent's: what breaks
-    a tie of score and confidence the same way on every run (ids follow
-    which request came back first, which timing decides)."""
-    step_scores: tuple[float, ...] = ()
-    step_labels: list[str] | None = None
-    parts: dict[str, float] | None = None
-    """What each weak verifier said of the line, from a combined scorer."""
-    score: float = 0.0
-    kept: bool = False
-    answer: str | None = None
-    """The final answer of a completed solution, for scorers that judge it."""
-
-    @property
-    def depth(self) -> int:
-        return 1 if self.parent is None else self.parent.depth + 1
-
-    @property
-    def new_tokens(self) -> int:
-        return len(self.token_ids) - (0 if self.parent is None else len(self.parent.token_ids))
-
-    @property
-    def confidence(self) -> float:
-        """Mean log-probability of the solution's tokens: what breaks ties."""
-        return self.cumulative_logprob / len(self.token_ids) if self.token_ids else -math.inf
-
-    def solution(self) -> Solution:
-        known = () if self.parent is None else self.parent.step_scores
-        return Solution(self.steps, known=known, logprobs=self.step_logprobs, answer=self.answer)
-
-    def path_logprobs(self) -> list[TokenLogprob] | None:
-        """Of every token of the partial solution, root first; None when a
-        node on the path came without them."""
-        path: list[tuple[TokenLogprob, ...]] = []
-        node: Node | None = self
-        while node is not None:
-            if node.own_logprobs is None:
-                return None
-            path.append(node.own_logprobs)
-            node = node.parent
-        return [token for own in reversed(path) for token in own]
-
-    def as_sample(self) -> Sample:
-        """A partial solution reads as one cut short."""
-        return Sample(self.text, self.token_ids, self.stop_reason if self.completed else "length",
-                      cumulative_logprob=self.cumulative_logprob, logprobs=self.path_logprobs())
-
-
 class Search:
-    """One search: its nodes, and the rounds that grow them."""
+    """One search: its nodes, and the rounds that grow them.
+
+    A strategy that keeps or grows lines its own way (particle filtering)
+    subclasses it and overrides the public hooks, each told the round it is
+    in: :meth:`keep` (which lines live on), :meth:`expand` (a round's new,
+    scored nodes) and :meth:`finals` (what the answer is chosen from), and
+    calls :meth:`restart` to search again from the prompt.
+    """
 
     def __init__(
         self, task: Task, gen: Generator, scorer: ProcessRewardModel, shape: SearchShape
@@ -215,8 +169,13 @@ class Search:
         self.batcher = ScoringBatcher(scorer, task.question)
         self._ids = itertools.count()
         self._lanes = itertools.count()
-        """Each lane's seed offset: a later run (particle Gibbs' next
-        iteration) draws new seeds too."""
+        """Each lane's seed offset: a search run again (:meth:`restart`)
+        draws new seeds too."""
+
+    def restart(self) -> None:
+        """Empty lines, to search again from the prompt; every node so far
+        stays in the tree."""
+        self.beams = [[] for _ in range(self.shape.subtrees)]
 
     async def run(self, emit: Emitter | None) -> None:
         """The first round expands the prompt once for every slot, in one
@@ -224,21 +183,16 @@ class Search:
         together, and lines that never are (DVTS's subtrees) each on their
         own, so no subtree waits for another's slowest step; steps that
         arrive close together, from any of them, are still scored in one
-        call."""
+        call (unless the scorer compares solutions: see :meth:`expand`)."""
         prompt = await self.gen.render(apply_prompt(self.task.prompt, self.shape.prompt))
         everyone = Lane(tuple(range(self.shape.subtrees)), next(self._lanes))
         first = [(None, subtree) for subtree in everyone.subtrees for _ in range(self.shape.width)]
         lanes = [Lane((s,), next(self._lanes)) for s in everyone.subtrees] \
             if self.shape.width == 1 else [everyone]
         try:
-            if not await self._round(prompt, everyone, first, 0, emit):
-                return
-            advancing = [asyncio.create_task(self._advance(prompt, lane, emit)) for lane in lanes]
-            try:
-                await asyncio.gather(*advancing)
-            finally:  # one lane's failure, or the client leaving, ends every lane
-                for task in advancing:
-                    task.cancel()
+            if await self._round(prompt, everyone, first, 0, emit):
+                # One lane's failure, or the client leaving, ends every lane.
+                await gather_all(*(self._advance(prompt, lane, emit) for lane in lanes))
         finally:
             await self.batcher.close()
 
@@ -254,26 +208,30 @@ class Search:
                      round_index: int, emit: Emitter | None) -> bool:
         """Expand every kept line of the lane, keep the best; False when
         nothing more could be generated (the budget is spent)."""
-        last_round = round_index == self.shape.max_steps - 1
-        children = await self._expand(prompt, frontier, last_round, lane)
+        children = await self.expand(prompt, frontier, round_index, lane)
         if not children:
             return False
-        self._keep(children, lane.subtrees)
+        self.keep(children, lane.subtrees, round_index)
         if emit is not None:
             alive = sum(not n.completed for s in lane.subtrees for n in self.beams[s])
             await emit.progress(self._progress(round_index + 1, lane, alive))
             await emit.tree(self.tree(lambda node: node.answer))
         return True
 
-    async def _expand(
-        self, prompt: Prompt, frontier: Sequence[tuple[Node | None, int]], last_round: bool,
+    async def expand(
+        self, prompt: Prompt, frontier: Sequence[tuple[Node | None, int]], round_index: int,
         lane: Lane,
     ) -> list[Node]:
-        """One engine request per distinct node of the frontier, all at once;
-        a node that fills several slots (the prompt, in the first round) asks
-        for all their continuations in that one request. Each request's new
-        steps go to the scorer as soon as it returns, so scoring overlaps the
-        requests still generating."""
+        """The round's new nodes, scored. One engine request per distinct
+        node of the frontier, all at once; a node that fills several slots
+        (the prompt, in the first round) asks for all their continuations in
+        that one request. Each request's steps go to the scorer as soon as
+        it returns, so scoring overlaps the requests still generating;
+        unless the scorer compares solutions with one another (a vote
+        share), which then sees the whole round in one call: a score never
+        depends on which requests happened to come back together."""
+        last_round = round_index == self.shape.max_steps - 1
+        whole_round = compares_solutions(self.scorer)
         slots: dict[int, tuple[Node | None, list[int]]] = {}
         for node, subtree in frontier:
             slots.setdefault(id(node), (node, []))[1].append(subtree)
@@ -283,19 +241,40 @@ class Search:
                                            last_round, seed)
             children = [self._child(node, subtrees[index // self.shape.expand], sample, index)
                         for index, sample in enumerate(samples) if self._adds_something(sample)]
-            await self._score(children)
+            if not whole_round and children:
+                self._take_scores(children, await self.batcher.score(
+                    [child.solution() for child in children]))
             return children
 
-        grown = await asyncio.gather(*(
+        grown = await gather_all(*(
             grow(node, subtrees, lane.seed(self.sampling.seed, len(subtrees) * self.shape.expand))
             for node, subtrees in slots.values()
         ))
-        return [child for children in grown for child in children]
+        children = [child for group in grown for child in group]
+        if whole_round and children:
+            self._take_scores(children, await self.scorer.score(
+                self.task.question, [child.solution() for child in children]))
+        return children
 
-    async def _score(self, children: list[Node]) -> None:
-        if not children:
-            return
-        scored = await self.batcher.score([child.solution() for child in children])
+    def keep(self, children: list[Node], subtrees: Sequence[int], round_index: int) -> None:
+        """In each of ``subtrees``, the best ``width`` of its new nodes and of
+        the completed ones it kept before."""
+        for subtree in subtrees:
+            beam = self.beams[subtree]
+            pool = [n for n in beam if n.completed] + [c for c in children if c.subtree == subtree]
+            self.beams[subtree] = best_first(pool)[: self.shape.width]
+            for node in self.beams[subtree]:
+                node.kept = True
+
+    def finals(self) -> list[Node]:
+        """The solutions to choose from: every whole one the search drew (not
+        cut at a token limit), kept or not, since each was paid for and
+        scored, as in best-of-N; the search only decides where the compute
+        goes. Else what the search holds at its end, partial or cut."""
+        whole = [n for n in self.nodes if n.completed and n.stop_reason != "length"]
+        return whole or [n for beam in self.beams for n in beam]
+
+    def _take_scores(self, children: list[Node], scored: StepScores) -> None:
         labels = scored.labels or [None] * len(children)
         parts = scored.parts or [None] * len(children)
         how = self.shape.aggregate or preferred_aggregate(self.scorer)
@@ -320,9 +299,9 @@ class Search:
             sampling = self.shape.steps.one_step(sampling)
         continued = prompt if node is None else prompt.continued(node.token_ids)
         samples = (await self.gen.generate(continued, n, sampling)).samples
-        return list(await asyncio.gather(*(
+        return await gather_all(*(
             self._past_blank_lines(continued, sample, sampling) for sample in samples
-        )))
+        ))
 
     async def _past_blank_lines(self, prompt: Prompt, sample: Sample, sampling: Sampling) -> Sample:
         """A step that is only whitespace ("\n" when the delimiter is one
@@ -360,28 +339,19 @@ class Search:
             token_ids=(() if parent is None else parent.token_ids) + tuple(sample.token_ids),
             text=before + text,
             steps=(() if parent is None else parent.steps) + new.steps,
-            step_logprobs=_joined(parent, new.logprobs),
+            step_logprobs=joined_logprobs(parent, new.logprobs),
             own_logprobs=None if sample.logprobs is None else tuple(sample.logprobs),
             cumulative_logprob=(0.0 if parent is None else parent.cumulative_logprob)
             + (sample.cumulative_logprob or 0.0),
             stop_reason=sample.stop_reason,
             completed=capped or not steps.ends_step(sample) or states_final_answer(text),
             order=(() if parent is None else parent.order) + (position,),
+            answer_format=self.shape.answer,
         )
         if node.completed:
             node.answer = self.answers.answer_of(node.id, node.as_sample())
         self.nodes.append(node)
         return node
-
-    def _keep(self, children: list[Node], subtrees: Sequence[int]) -> None:
-        """In each of ``subtrees``, the best ``width`` of its new nodes and of
-        the completed ones it kept before."""
-        for subtree in subtrees:
-            beam = self.beams[subtree]
-            pool = [n for n in beam if n.completed] + [c for c in children if c.subtree == subtree]
-            self.beams[subtree] = best_first(pool)[: self.shape.width]
-            for node in self.beams[subtree]:
-                node.kept = True
 
     def answer_reader(self) -> SampledAnswers:
         """Answers read from samples, remembered by the index given."""
@@ -413,26 +383,10 @@ class Search:
             for n in self.nodes
         ]
 
-    def finals(self) -> list[Node]:
-        """The solutions to choose from: every whole one the search drew (not
-        cut at a token limit), kept or not, since each was paid for and
-        scored, as in best-of-N; the search only decides where the compute
-        goes. Else what the search holds at its end, partial or cut."""
-        whole = [n for n in self.nodes if n.completed and n.stop_reason != "length"]
-        return whole or [n for beam in self.beams for n in beam]
 
-
-SearchFactory = Callable[[Task, Generator, ProcessRewardModel, SearchShape], "Search"]
-
-
-async def run_search(
-    task: Task, gen: Generator, shape: SearchShape, prm: str | None, emit: Emitter | None,
-    make: SearchFactory | None = None,
-) -> StrategyResult:
-    """``make`` builds a search that keeps lines its own way (particle
-    filtering resamples them); by default, the best ``width`` of each subtree."""
-    scorer_name, scorer = task.verifiers.get(prm)
-    search = (make or Search)(task, gen, scorer, shape)
+async def run_search(search: Search, scorer_name: str, emit: Emitter | None) -> StrategyResult:
+    """Run ``search`` and answer from its finals."""
+    shape = search.shape
     if emit is not None:
         await emit.progress(
             f"Searching {shape.subtrees} x {shape.width} line(s), {shape.expand} continuation(s) "
@@ -477,17 +431,3 @@ async def _result(search: Search, scorer_name: str, emit: Emitter | None) -> Str
     if emit is not None:
         await answers.emit_final(result, emit)
     return result
-
-
-def best_first(nodes: Sequence[Node]) -> list[Node]:
-    """Highest score first, then confidence, then the earlier place."""
-    by_place = sorted(nodes, key=lambda n: n.order)
-    return sorted(by_place, key=lambda n: (n.score, n.confidence), reverse=True)
-
-
-def _joined(
-    parent: Node | None, new: tuple[tuple[TokenLogprob, ...], ...] | None
-) -> tuple[tuple[TokenLogprob, ...], ...] | None:
-    if new is None or (parent is not None and parent.step_logprobs is None):
-        return None
-    return (() if parent is None else parent.step_logprobs or ()) + new

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ponder.strategies.voting import AnswerClass, VoteBook
+from ponder.core.answers import AnswerGroup
+from ponder.strategies.voting import VoteBook
 
 SAME_SCORE = 1e-9
 """Relative difference under which two scores are one (float noise)."""
@@ -25,7 +26,7 @@ SAME_SCORE = 1e-9
 
 def select(
     book: VoteBook, scores: Sequence[float], confidences: Sequence[float], *, weighted_vote: bool
-) -> tuple[int, AnswerClass | None]:
+) -> tuple[int, AnswerGroup | None]:
     """The chosen candidate's index and its answer class (None when no
     candidate gave an answer). ``book`` holds every candidate's answer,
     weighted by its score; ``confidences`` breaks what the scores and votes

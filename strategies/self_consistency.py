@@ -8,16 +8,25 @@ vote ends as soon as the leader cannot be caught (or, with ``confidence``,
 is that likely to stay ahead), and the samples still running are aborted.
 DeepConf's options (``weighting``, ``keep``, ``online``; ``deepconf.py``) let
 the model's own token confidence choose who votes and stop weak samples.
+
+With ``first: m`` it is short-m@k (Hassid et al. 2025, "Don't Overthink
+It"): of the n samples started together, only the first m to finish with an
+answer vote, ties going to the answer whose sample finished shortest, and
+the rest are aborted in the engine the moment the m-th finishes. Shorter
+chains are more often right, and the wall time is the m-th shortest
+sample's, not the longest's.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from ponder.core.answers import AnswerGroup
 from ponder.core.confidence import TOP_K, TraceConfidence
 from ponder.core.generation import Generator, Prompt, Sample, Sampling
 from ponder.strategies.base import Emitter, StrategyResult, Task
@@ -30,13 +39,13 @@ from ponder.strategies.deepconf import (
 )
 from ponder.strategies.fanout import FanOut, fan_out
 from ponder.strategies.prompts import apply_prompt, splitter_for
-from ponder.strategies.sampled import SampledAnswers, SolutionsConfig
+from ponder.strategies.sampled import SampledAnswers, SampledConfig
 from ponder.strategies.voting import VoteBook, decided, leader_confidence
 
 MIN_SAMPLES_FOR_CONFIDENCE = 3
 
 
-class Config(SolutionsConfig):
+class Config(SampledConfig):
     name: Literal["self_consistency"] = "self_consistency"
     n: int = Field(8, ge=1, description="Samples to vote over.")
     early_stop: bool = Field(False, description="Stop once the leading answer cannot be caught.")
@@ -71,6 +80,11 @@ class Config(SolutionsConfig):
         0.95, gt=0.5, le=1, description="Online: the leading answer's share of the vote's "
         "weight that ends sampling.",
     )
+    first: int | None = Field(
+        None, ge=1, description="short-m@k (Hassid et al. 2025): only the first `first` "
+        "samples to finish with an answer vote (ties to the shortest); the others are "
+        "aborted in the engine as soon as they have.",
+    )
 
     @field_validator("weighting", "keep", "online")
     @classmethod
@@ -90,6 +104,25 @@ class Config(SolutionsConfig):
             raise ValueError(f"warmup ({warmup}) must be below n ({n}) when online.")
         return warmup
 
+    @field_validator("first")
+    @classmethod
+    def _first_of_n(cls, first: int | None, info: ValidationInfo) -> int | None:
+        n = info.data.get("n")
+        if first is not None and n is not None and first > n:
+            raise ValueError(f"first ({first}) cannot be more than n ({n}).")
+        if first is not None and info.data.get("online"):
+            raise ValueError(
+                "first and DeepConf's online mode both decide when sampling ends (online by "
+                "confidence and consensus): use one or the other. first combines with "
+                "early_stop, confidence, weighting and keep."
+            )
+        return first
+
+    @property
+    def voters(self) -> int:
+        """How many finished samples' answers the vote waits for."""
+        return self.n if self.first is None else self.first
+
     @property
     def uses_confidence(self) -> bool:
         return self.online or self.weighting == "confidence" or self.keep < 1
@@ -97,6 +130,15 @@ class Config(SolutionsConfig):
     @property
     def max_samples(self) -> int:
         return self.n
+
+    reuses_probe: ClassVar[bool] = True
+    draws_anew_with: ClassVar[frozenset[str]] = frozenset({"first", "early_exit"})
+    """The first to finish win: the probe's samples, finished before it
+    started, would always be among them."""
+
+    @classmethod
+    def sized(cls, size: int) -> dict[str, Any]:
+        return {"n": size}
 
 
 async def run(
@@ -111,7 +153,8 @@ async def run(
     sampling = replace(task.sampling, logprobs=True,
                        top_logprobs=TOP_K if cfg.uses_confidence else task.sampling.top_logprobs)
     if emit is not None:
-        await emit.progress(f"Sampling {cfg.n} answers to vote on.\n")
+        among = "" if cfg.first is None else f"; the first {cfg.first} to answer vote"
+        await emit.progress(f"Sampling {cfg.n} answers to vote on{among}.\n")
     vote: ConfidenceVote | None = None
     online: Online | None = None
     if cfg.uses_confidence:
@@ -119,9 +162,14 @@ async def run(
                                                       sampling)
     else:
         fanned = await _by_count(gen, cfg, answers, book, emit, prompt, sampling)
-    winner = book.winner(fanned.samples, weighted=True)
+    if cfg.first is not None:
+        winner = shortest_winner(book, fanned.samples)
+    else:
+        winner = book.winner(fanned.samples, weighted=True)
     if winner is None:
         chosen = 0
+    elif cfg.first is not None:
+        chosen = min(winner.members, key=lambda m: (fanned.samples[m].num_tokens, m))
     elif vote is None:
         chosen = book.best_member(winner, fanned.samples)
     else:
@@ -165,14 +213,21 @@ async def _with_confidence(
         stopped = bool(online.stopped) or online.consensus_reached
         return FanOut(online.samples, stopped_early=stopped), vote, online
 
-    async def on_finished(index: int, sample: Sample) -> bool:
-        await answer_of(index, sample)
-        return False
+    answered = 0
 
-    fanned = await fan_out(gen, prompt, cfg.n, sampling, on_finished if emit else None)
+    async def on_finished(index: int, sample: Sample) -> bool:
+        nonlocal answered
+        answered += await answer_of(index, sample) is not None
+        return cfg.first is not None and answered >= cfg.first
+
+    watching = emit is not None or cfg.first is not None
+    fanned = await fan_out(gen, prompt, cfg.n, sampling, on_finished if watching else None)
     # Extraction and math-verify's comparisons are CPU work: off the event loop.
-    extracted = await asyncio.to_thread(
-        lambda: [answers.answer_of(i, s) for i, s in enumerate(fanned.samples)])
+    # Samples cut off by `first` never finished: they do not vote.
+    extracted = await asyncio.to_thread(lambda: [
+        None if s.finish_reason == "abort" else answers.answer_of(i, s)
+        for i, s in enumerate(fanned.samples)
+    ])
     await asyncio.to_thread(vote_offline, book, fanned.samples, extracted, vote)
     return fanned, vote, None
 
@@ -186,16 +241,19 @@ async def _by_count(
     async def on_finished(index: int, sample: Sample) -> bool:
         # math-verify may take milliseconds per answer: off the event loop.
         await asyncio.to_thread(book.add, index, answers.answer_of(index, sample))
-        done = sum(c.count for c in book.classes) + answers.unanswered
+        voted = sum(c.count for c in book.classes)
+        done = voted + answers.unanswered
         leader, runner_up = book.top_two()
         if emit is not None:
             tally = ", ".join(f"{a}: {c}" for a, c in book.counts().items()) or "none yet"
             await emit.progress(
                 f"Sample {done}/{cfg.n} answered {answers.answers[index]!r}. Votes: {tally}.\n"
             )
+        if voted >= cfg.voters:
+            return True  # short-m@k: the vote is full
         if not cfg.early_stop:
             return False
-        if decided(leader, runner_up, cfg.n - done):
+        if decided(leader, runner_up, min(cfg.n - done, cfg.voters - voted)):
             return True
         return (
             cfg.confidence is not None
@@ -203,7 +261,7 @@ async def _by_count(
             and leader_confidence(leader, runner_up) >= cfg.confidence
         )
 
-    watching = emit is not None or cfg.early_stop
+    watching = emit is not None or cfg.early_stop or cfg.first is not None
     fanned = await fan_out(gen, prompt, cfg.n, sampling, on_finished if watching else None)
     if not watching:
 
@@ -213,3 +271,13 @@ async def _by_count(
 
         await asyncio.to_thread(tally)
     return fanned
+
+
+def shortest_winner(book: VoteBook, samples: Sequence[Sample]) -> AnswerGroup | None:
+    """short-m@k's vote: the most votes (or weight), ties to the answer
+    whose sample finished shortest, then to the answer seen first."""
+    if not book.classes:
+        return None
+    order = {id(c): rank for rank, c in enumerate(book.classes)}
+    return max(book.classes, key=lambda c: (
+        c.weight, -min(samples[m].num_tokens for m in c.members), -order[id(c)]))

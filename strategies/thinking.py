@@ -20,11 +20,11 @@ written here.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ponder.core.generation import Generation, Generator, Prompt, Sample, SampleDelta, Sampling
+from ponder.core.tasks import gather_all
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class BudgetForcing:
         if thought is None:
             return await self._inner.generate(prompt, n, sampling)
         first = await self._inner.generate(prompt, n, self._thinking(sampling, thought))
-        samples = await asyncio.gather(*(
+        samples = await gather_all(*(
             self._finish(prompt, _Phase(sample, thought), sampling) for sample in first.samples
         ))
         return replace(first, samples=list(samples))

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ponder.strategies.answers import canonical_json, json_value
+from ponder.core.answers import canonical_json, json_value
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 
 from ponder.core.generation import Generator, Prompt, SampleDelta, Sampling
 
+OnEvent = Callable[[str], Awaitable[None]]
+"""Where a run over traces reports what it does (progress lines, streamed
+as reasoning)."""
 _DONE = None
 
 
@@ -86,3 +89,24 @@ class Traces:
                     self._queue.put_nowait((index, replace(delta, index=index)))
         except Exception as error:  # noqa: BLE001 - handed to the consumer, raised there
             self._queue.put_nowait((index, error))
+
+
+@dataclass
+class TokenEnds:
+    """Where each delta of one sample ended, to cut the sample at a token
+    count the same way however its deltas were timed."""
+
+    ends: list[tuple[int, int]] = field(default_factory=list)
+    """(tokens, characters) at the end of each delta."""
+
+    @property
+    def tokens(self) -> int:
+        return self.ends[-1][0] if self.ends else 0
+
+    def add(self, tokens: int, chars: int) -> None:
+        before_tokens, before_chars = self.ends[-1] if self.ends else (0, 0)
+        self.ends.append((before_tokens + tokens, before_chars + chars))
+
+    def cut(self, at: int) -> tuple[int, int]:
+        """(tokens, characters) at the end of the first delta reaching ``at``."""
+        return next(end for end in self.ends if end[0] >= at)

@@ -6,48 +6,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
+from ponder.core.answers import AnswerGroup, AnswerGroups
 from ponder.core.generation import Sample
-from ponder.strategies.answers import AnswerFormat, answers_equivalent, normalise_answer
 
 
-@dataclass
-class AnswerClass:
-    answer: str
-    members: list[int] = field(default_factory=list)
-    weight: float = 0.0
+class VoteBook(AnswerGroups):
+    """Answer classes in first-seen order (:class:`AnswerGroups`: the one
+    rule for when two answers are the same), with the vote's rules on top."""
 
     @property
-    def count(self) -> int:
-        return len(self.members)
-
-
-class VoteBook:
-    """Answer classes in first-seen order. Each new answer is compared with
-    one representative per class, so n samples cost O(n * classes)
-    comparisons, as they arrive (no re-tally from scratch)."""
-
-    def __init__(self, answer_format: AnswerFormat) -> None:
-        self.answer_format = answer_format
-        self.classes: list[AnswerClass] = []
-
-    def add(self, index: int, answer: str | None, weight: float = 1.0) -> None:
-        if answer is None:
-            return  # no extractable answer: no vote
-        for answer_class in self.classes:
-            if answers_equivalent(answer_class.answer, answer, self.answer_format):
-                break
-        else:
-            answer_class = AnswerClass(normalise_answer(answer, self.answer_format))
-            self.classes.append(answer_class)
-        answer_class.members.append(index)
-        answer_class.weight += weight
+    def classes(self) -> list[AnswerGroup]:
+        return self.groups
 
     def counts(self) -> dict[str, int]:
         return {c.answer: c.count for c in self.classes}
 
-    def winner(self, samples: Sequence[Sample], weighted: bool = False) -> AnswerClass | None:
+    def winner(self, samples: Sequence[Sample], weighted: bool = False) -> AnswerGroup | None:
         """Most votes (or weight); ties go to the class whose best sample has
         the highest mean log-probability, then to the class seen first."""
         if not self.classes:
@@ -62,8 +37,8 @@ class VoteBook:
             ),
         )
 
-    def best_member(self, answer_class: AnswerClass, samples: Sequence[Sample]) -> int:
-        return max(answer_class.members, key=lambda m: (samples[m].mean_logprob, -m))
+    def best_member(self, group: AnswerGroup, samples: Sequence[Sample]) -> int:
+        return max(group.members, key=lambda m: (samples[m].mean_logprob, -m))
 
     def top_two(self) -> tuple[int, int]:
         counts = sorted((c.count for c in self.classes), reverse=True) + [0, 0]

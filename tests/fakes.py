@@ -21,7 +21,7 @@ from ponder.core.generation import (
     StopReason,
     TokenLogprob,
 )
-from ponder.core.metering import Budget
+from ponder.core.metering import Allowance, Budget
 from ponder.core.scoring import Solution, StepScores
 from ponder.strategies import STRATEGIES
 from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task, TreeNode
@@ -36,6 +36,19 @@ def tokenize(text: str) -> list[str]:
 
 
 Script = Callable[[Prompt, int, Sampling], list[str]]
+
+
+@dataclass(frozen=True)
+class Abort:
+    """A child whose stream was closed before it finished: the engine's
+    abort, as the scripted engine saw it."""
+
+    call: int
+    """Which call (an index into ``calls``)."""
+    index: int
+    """Which child of that call."""
+    tokens: int
+    """Tokens it had made by then."""
 
 
 @dataclass
@@ -64,6 +77,8 @@ class ScriptedGenerator:
     prompt_tokens: int = 7
     calls: list[tuple[Prompt, int, Sampling]] = field(default_factory=list)
     closed_streams: int = 0
+    aborts: list[Abort] = field(default_factory=list)
+    """Children cut off in the engine: streams closed while they still ran."""
     vocabulary: list[str] = field(default_factory=list)  # token id -> its text
     logprobs: dict[str, float] = field(default_factory=dict)  # text -> cumulative logprob
     step_seconds: float = 0.0
@@ -79,6 +94,12 @@ class ScriptedGenerator:
     def of(cls, *texts: str) -> ScriptedGenerator:
         """The same texts for every call, cycled to ``n``."""
         return cls(lambda _p, n, _s: [texts[i % len(texts)] for i in range(n)])
+
+    def encode(self, text: str) -> tuple[int, ...]:
+        """Fresh ids for ``text``'s tokens (a cue the server would tokenise)."""
+        pieces = tokenize(text)
+        self.vocabulary.extend(pieces)
+        return tuple(range(len(self.vocabulary) - len(pieces), len(self.vocabulary)))
 
     def text_of(self, token_ids: Sequence[int]) -> str:
         return "".join(self.vocabulary[i] for i in token_ids)
@@ -141,8 +162,10 @@ class ScriptedGenerator:
     ) -> AsyncIterator[SampleDelta]:
         prompt = await self.render(prompt)
         cuts = self._cuts(prompt, n, sampling)
+        call = len(self.calls) - 1
         prompt_tokens = self._prompt_tokens(prompt)
         shown = [0] * n
+        made = [0] * n
         try:
             # Round-robin over the children, one token each, like an engine
             # step; with step_seconds, others run between steps.
@@ -155,6 +178,7 @@ class ScriptedGenerator:
                     last = step == len(cut.pieces) - 1
                     text = cut.text[shown[index] :] if last else cut.pieces[step]
                     shown[index] += len(text)
+                    made[index] += 1
                     cumulative, logprobs = _logprobs(cut, step + 1, sampling)
                     yield SampleDelta(
                         index, text, [cut.ids[step]], prompt_tokens,
@@ -163,6 +187,8 @@ class ScriptedGenerator:
                     )
         finally:
             self.closed_streams += 1
+            self.aborts += [Abort(call, index, made[index])
+                            for index, cut in enumerate(cuts) if made[index] < len(cut.pieces)]
 
     def count_tokens(self, token_ids: Sequence[int], chars: int) -> int:
         covered = 0
@@ -171,6 +197,23 @@ class ScriptedGenerator:
                 return count
             covered += len(self.vocabulary[token])
         return len(token_ids)
+
+
+class WrappedGenerator:
+    """A generator around another, for a test that changes when or how some
+    calls answer (override :meth:`generate`)."""
+
+    def __init__(self, inner: ScriptedGenerator) -> None:
+        self.inner = inner
+
+    async def render(self, prompt: Prompt) -> Prompt:
+        return await self.inner.render(prompt)
+
+    def count_tokens(self, token_ids: Sequence[int], chars: int) -> int:
+        return self.inner.count_tokens(token_ids, chars)
+
+    async def generate(self, prompt: Prompt, n: int, sampling: Sampling) -> Generation:
+        return await self.inner.generate(prompt, n, sampling)
 
 
 def _logprobs(
@@ -199,7 +242,7 @@ async def execute(
 ) -> StrategyResult:
     """A metered run of ``config``'s strategy, as the server makes it."""
     strategy = STRATEGIES[config.name]  # type: ignore[attr-defined]
-    return await strategy.execute(task, gen, config, emit, budget)
+    return await strategy.execute(task, gen, config, emit, Allowance(budget))
 
 
 def as_solutions(*steps: Sequence[str]) -> list[Solution]:

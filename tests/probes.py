@@ -18,6 +18,17 @@ def gauge(http: httpx.Client, name: str) -> float:
     raise AssertionError(f"no {name} in /metrics")
 
 
+def engine_requests(http: httpx.Client) -> tuple[float, float]:
+    """vLLM's own count of the policy engine's requests and of the choices
+    they asked for."""
+    values = {}
+    for line in http.get("/metrics").text.splitlines():
+        for name in ("vllm:request_params_n_count", "vllm:request_params_n_sum"):
+            if line.startswith(name + "{"):
+                values[name] = values.get(name, 0.0) + float(line.split()[-1])
+    return values["vllm:request_params_n_count"], values["vllm:request_params_n_sum"]
+
+
 def running_requests(http: httpx.Client) -> float:
     return gauge(http, "ponder_engine_unfinished_requests")
 

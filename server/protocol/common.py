@@ -318,10 +318,20 @@ class UsageInfo(BaseModel):
     scoring_tokens: int = Field(0, description="Tokens a process reward model read.")
 
 
+class PonderUsage(BaseModel):
+    probe_tokens: int = Field(
+        0, description="Of the completion tokens, those early-exit probes wrote (they are "
+        "never part of the text)."
+    )
+
+
 class PonderRun(OmitNone):
     """What one run of a strategy did (one per choice)."""
 
     samples: int
+    usage: PonderUsage | None = Field(
+        None, description="What `usage` does not break down: the early-exit probes' tokens."
+    )
     answer: str | None = None
     votes: dict[str, int] | None = None
     scores: list[float] | None = None

@@ -28,8 +28,10 @@ class StrategyCard(BaseModel):
     parameters: dict[str, Any]
     defaults: dict[str, Any]
     policy: dict[str, Any] | None = Field(
-        None, description="`auto`: the calibrated policy in force: its source, probe, difficulty "
-        "bins with their choices per budget, and the combined verifiers' weights."
+        None, description="`auto`: the calibrated policy, the model it was fit on and whether it "
+        "applies to the served model; when it does, its probe, difficulty bins with their "
+        "choices per budget, and the combined verifiers' weights; else the model-neutral rule "
+        "and the untrained weights in force."
     )
 
 
@@ -40,4 +42,17 @@ class StrategyList(BaseModel):
         description="The strategy each `reasoning_effort` level picks for a request that "
         "names none (--effort)."
     )
+    presets: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Named presets an operator can give an effort level "
+        "(--effort LEVEL=PRESET), each a strategy with its parameters."
+    )
     data: list[StrategyCard]
+    model: dict[str, str] | None = Field(
+        None, description="The served model as data fit on it names it: its name and the "
+        "fingerprint of its configuration and tokenizer (what a policy must match).")
+    engines: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="The settings each in-process vLLM engine runs with (`policy`, and "
+        "`prm:NAME` for each PRM engine), as vLLM resolved them: dtype, memory, KV cache "
+        "tokens, graph capture, batch limits.",
+    )

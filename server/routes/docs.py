@@ -21,12 +21,22 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ponder.server.config import Settings
+from ponder.server.security_headers import CSP, content_security_policy
 from ponder.strategies import STRATEGIES
 
 router = APIRouter(include_in_schema=False)
 OPENAPI_PATH = "/openapi.json"
 ASSETS_PATH = "/static/docs"
 ASSETS = StaticFiles(directory=str(files("fastapi_offline") / "static"))
+REDOC_STYLES = (
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+    "'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='",
+)
+"""The two ``<style>`` elements ReDoc's build (fastapi-offline 1.7.7's) adds
+itself, by their hashes: the empty ones it fills through the CSSOM, which
+no policy governs, and its scrollbar's fixed stylesheet. Any other inline
+style stays refused. A new build with other styles fails the page test
+(tests/engine/test_pages.py), which reads the browser's console."""
 
 
 def _schema_url(request: Request) -> str:
@@ -44,21 +54,28 @@ async def openapi(request: Request) -> JSONResponse:
 
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
-    return get_swagger_ui_html(
+    return _with_policy(get_swagger_ui_html(
         openapi_url=_schema_url(request), title="ponder - Swagger UI",
         swagger_js_url=_asset(request, "swagger-ui-bundle.js"),
         swagger_css_url=_asset(request, "swagger-ui.css"),
         swagger_favicon_url=_asset(request, "favicon.png"),
-    )
+    ))
 
 
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
-    return get_redoc_html(
+    return _with_policy(get_redoc_html(
         openapi_url=_schema_url(request), title="ponder - ReDoc",
         redoc_js_url=_asset(request, "redoc.standalone.js"),
         redoc_favicon_url=_asset(request, "favicon.png"), with_google_fonts=False,
-    )
+    ), style_src=REDOC_STYLES, worker_src=("blob:",))
+
+
+def _with_policy(page: HTMLResponse, **allowances: tuple[str, ...]) -> HTMLResponse:
+    """FastAPI's page with a policy that allows its own inline blocks, by
+    their hashes, and nothing else inline."""
+    page.headers[CSP] = content_security_policy(bytes(page.body).decode(), **allowances)
+    return page
 
 
 def state_limits(app: FastAPI) -> None:

@@ -2,7 +2,8 @@
 the engine is starting or gone, and while the server drains for shutdown,
 so traffic goes elsewhere before it stops. With a remote engine, 503 also
 while the upstream (a vLLM server, or a router while no replica lives)
-does not answer its own /health with 200."""
+does not answer its own /health with 200 (asked at most once a second, and
+once at a time however many probes come at once)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,13 @@
 """vLLM's POST /tokenize and POST /detokenize: what the served model's
 tokenizer makes of a prompt, or of a conversation rendered exactly as for a
 chat completion, and back. vLLM's tools call them on any server they are
-pointed at (``vllm bench serve`` lines its prompts up with them)."""
+pointed at (``vllm bench serve`` lines its prompts up with them).
+
+They are /v1-grade routes: with ``--api-key`` they need the key (vLLM's own
+server leaves them open), and each call takes a slot of
+``--max-concurrent-requests`` as a chat request does, since it renders and
+tokenizes on the same threads; its body counts against
+``--max-request-bytes`` like every body."""
 
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from ponder.server.protocol.tokenize import (
     TokenizeRequest,
     TokenizeResponse,
 )
+from ponder.server.rendering import PromptRenderer
 from ponder.server.routes.respond import ERRORS
 
 router = APIRouter(tags=["tokenizer"])
@@ -49,7 +56,18 @@ DetokenizeBody = _for_a_served_model(DetokenizeRequest)
 
 
 @router.post("/tokenize", response_model=TokenizeResponse, responses=ERRORS)
-async def tokenize(body: TokenizeBody, generator: EngineGeneratorDep) -> TokenizeResponse:
+async def tokenize(
+    body: TokenizeBody, generator: EngineGeneratorDep, service: ServiceDep
+) -> TokenizeResponse:
+    with service.admitted():
+        ids = await _token_ids(body, generator)
+    return TokenizeResponse(
+        count=len(ids), max_model_len=generator.max_model_len, tokens=ids,
+        token_strs=generator.token_strings(ids) if body.return_token_strs else None,
+    )
+
+
+async def _token_ids(body: TokenizeRequest, generator: PromptRenderer) -> list[int]:
     if body.messages is not None:
         template_kwargs: dict[str, object] = {"add_generation_prompt": body.add_generation_prompt}
         if body.tools:
@@ -58,18 +76,15 @@ async def tokenize(body: TokenizeBody, generator: EngineGeneratorDep) -> Tokeniz
             messages=tuple(m.model_dump(exclude_none=True) for m in body.messages),
             template_kwargs=tuple(template_kwargs.items()),
         )
-        ids = await asyncio.to_thread(generator.rendered_ids, prompt)
-    else:
-        add_special = body.add_special_tokens is not False
-        ids = await asyncio.to_thread(generator.tokenize, body.prompt or "", add_special)
-    return TokenizeResponse(
-        count=len(ids), max_model_len=generator.max_model_len, tokens=ids,
-        token_strs=generator.token_strings(ids) if body.return_token_strs else None,
-    )
+        return await asyncio.to_thread(generator.rendered_ids, prompt)
+    add_special = body.add_special_tokens is not False
+    return await asyncio.to_thread(generator.tokenize, body.prompt or "", add_special)
 
 
 @router.post("/detokenize", response_model=DetokenizeResponse, responses=ERRORS)
-async def detokenize(body: DetokenizeBody, generator: EngineGeneratorDep) -> DetokenizeResponse:
+async def detokenize(
+    body: DetokenizeBody, generator: EngineGeneratorDep, service: ServiceDep
+) -> DetokenizeResponse:
     unknown = [token for token in body.tokens if token >= generator.vocab_size]
     if unknown:
         raise InvalidRequest(
@@ -77,4 +92,6 @@ async def detokenize(body: DetokenizeBody, generator: EngineGeneratorDep) -> Det
             f"{generator.vocab_size} tokens.",
             param="tokens",
         )
-    return DetokenizeResponse(prompt=await asyncio.to_thread(generator.detokenize, body.tokens))
+    with service.admitted():
+        return DetokenizeResponse(
+            prompt=await asyncio.to_thread(generator.detokenize, body.tokens))

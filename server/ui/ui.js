@@ -1,7 +1,10 @@
 // ponder's explorer: one question, several strategies side by side, through
 // the public API only (GET /v1/strategies, streamed POST /v1/chat/completions
 // with include_candidates), so it doubles as an example client. No library:
-// the tree and the vote are plain SVG.
+// the tree and the vote are plain SVG. Text from the API (names, answers,
+// error messages, which may quote a client's input or an upstream's page)
+// only ever reaches the page as text: elements are built with DOM calls,
+// never from HTML strings.
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
@@ -36,26 +39,35 @@ async function loadStrategies() {
   box.querySelectorAll(".strategy").forEach((old) => old.remove());
   for (const card of (await response.json()).data) {
     const params = DEFAULT_PARAMS[card.name] || ("n" in card.defaults ? { n: 8 } : {});
-    const label = document.createElement("label");
-    label.className = "strategy";
-    label.title = card.description;
-    label.innerHTML = `<input type="checkbox" name="strategy" value="${card.name}">` +
-      `${card.name} <input type="text" aria-label="${card.name} parameters">`;
-    label.querySelector("input[type=checkbox]").checked = PRESELECTED.includes(card.name);
-    label.querySelector("input[type=text]").value = JSON.stringify(params);
+    const label = html("label", { className: "strategy", title: card.description });
+    const choose = html("input", { type: "checkbox", name: "strategy", value: card.name });
+    choose.checked = PRESELECTED.includes(card.name);
+    const given = html("input", { type: "text", value: JSON.stringify(params) });
+    given.setAttribute("aria-label", `${card.name} parameters`);
+    label.append(choose, `${card.name} `, given);
     box.appendChild(label);
   }
 }
 
+// An HTML element with its properties set (textContent for text).
+function html(name, properties = {}) {
+  return Object.assign(document.createElement(name), properties);
+}
+
 function panel(name) {
-  const run = document.createElement("section");
-  run.className = "run";
+  const run = html("section", { className: "run" });
   run.dataset.strategy = name;
-  run.innerHTML = `<h2>${name}</h2><div class="meta">running…</div>` +
-    `<div class="answer"></div><pre class="trace"></pre><div class="vote"></div>` +
-    `<div class="tree"></div><div class="candidates"></div>`;
+  run.append(
+    html("h2", { textContent: name }), html("div", { className: "meta", textContent: "running…" }),
+    html("div", { className: "answer" }), html("pre", { className: "trace" }),
+    html("div", { className: "vote" }), html("div", { className: "tree" }),
+    html("div", { className: "candidates" }));
   $("#runs").appendChild(run);
   return run;
+}
+
+function showError(run, message) {
+  run.querySelector(".meta").replaceChildren(html("span", { className: "error", textContent: message }));
 }
 
 async function runOne(name, params, body) {
@@ -66,7 +78,7 @@ async function runOne(name, params, body) {
     method: "POST", headers: headers(), body: JSON.stringify(request),
   });
   if (!response.ok) {
-    run.querySelector(".meta").innerHTML = `<span class="error">${await errorText(response)}</span>`;
+    showError(run, await errorText(response));
     return;
   }
   let answer = "", usage = null, ponder = null, buffer = "";
@@ -82,7 +94,7 @@ async function runOne(name, params, body) {
       if (!data || data === "data: [DONE]") continue;
       const chunk = JSON.parse(data.slice(6));
       if (chunk.error) {
-        run.querySelector(".meta").innerHTML = `<span class="error">${chunk.error.message}</span>`;
+        showError(run, chunk.error.message);
         return;
       }
       for (const choice of chunk.choices || []) {
@@ -176,16 +188,16 @@ function treeDrawing(tree, winner) {
     svg.appendChild(circle);
   }
   svg.dataset.pruned = pruned;
-  const figure = document.createElement("figure");
-  figure.appendChild(svg);
-  figure.insertAdjacentHTML("beforeend", `<figcaption class="legend">${tree.length} steps, ` +
-    `${pruned} pruned · green kept, grey pruned, blue ring complete, gold the answer</figcaption>`);
+  const figure = html("figure");
+  figure.append(svg, html("figcaption", { className: "legend", textContent: `${tree.length} steps, ` +
+    `${pruned} pruned · green kept, grey pruned, blue ring complete, gold the answer` }));
   return figure;
 }
 
 function candidateTable(ponder) {
-  const table = document.createElement("table");
-  table.innerHTML = "<tr><th>#</th><th>answer</th><th>score</th><th>step scores</th><th>tokens</th></tr>";
+  const table = html("table");
+  table.insertRow().append(...["#", "answer", "score", "step scores", "tokens"].map(
+    (heading) => html("th", { textContent: heading })));
   const chosen = ponder.details ? ponder.details.selected_index : undefined;
   ponder.candidates.forEach((candidate, index) => {
     const row = table.insertRow();
@@ -202,7 +214,7 @@ function candidateTable(ponder) {
 
 $("#ask").addEventListener("submit", async (event) => {
   event.preventDefault();
-  $("#runs").innerHTML = "";
+  $("#runs").replaceChildren();
   $("#status").textContent = "";
   let model;
   try {

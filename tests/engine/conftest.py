@@ -1,10 +1,12 @@
-"""One real ponder server on the embedded model for the whole session.
+"""One real ponder server on the embedded model for the whole session (for
+each pytest-xdist worker, under `make test`).
 
 Every test in this folder needs the real vLLM engine and is marked
 ``engine``; ``tests/unit/`` needs none (``make test-fast``)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +32,19 @@ class Server:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
+
+
+def _one_core_per_worker() -> None:
+    """``make test`` runs two pytest-xdist workers, each starting its own
+    servers. vLLM's CPU engines all bind to core 0 unless told otherwise, so
+    each worker's engines get a core of their own (an explicit setting wins)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+    if worker.startswith("gw") and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
+        cores = sorted(os.sched_getaffinity(0))
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = str(cores[int(worker[2:]) % len(cores)])
+
+
+_one_core_per_worker()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

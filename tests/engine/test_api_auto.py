@@ -36,7 +36,8 @@ SCRIPTED = {
 def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
     path = tmp_path_factory.mktemp("policy") / "policy.json"
     shipped = json.loads(SHIPPED_POLICY.read_text())
-    path.write_text(json.dumps({**SCRIPTED, "verifiers": shipped["verifiers"]}))
+    path.write_text(json.dumps({**SCRIPTED, "model": shipped["model"],
+                                "verifiers": shipped["verifiers"]}))
     port = free_port()
     command = [sys.executable, "-m", "ponder.server.cli", "serve", "--port", str(port),
                "--api-key", API_KEY, "--policy", str(path), "--kv-cache-gb", "1"]
@@ -51,6 +52,15 @@ def _auto(client: openai.OpenAI, tokens: int, n: int, **extra: object
         model="smollm2", messages=QUESTION, max_tokens=tokens, temperature=0.8, seed=5,  # type: ignore[arg-type]
         extra_body={"strategy": {"name": "auto", "n": n}, "min_tokens": tokens,
                     "include_candidates": True, **extra})
+
+
+def test_the_shipped_policy_is_the_served_models(server: Server) -> None:
+    """The fingerprint the engine computes for the embedded model is the one
+    the shipped policy names: the policy applies."""
+    listing = httpx.get(f"{server.base_url}/v1/strategies",
+                        headers={"Authorization": f"Bearer {API_KEY}"}).json()
+    shown = next(card for card in listing["data"] if card["name"] == "auto")["policy"]
+    assert shown["applies"] and shown["fit_on"]["fingerprint"] == listing["model"]["fingerprint"]
 
 
 def test_the_shipped_policy_answers_and_says_why(client: openai.OpenAI) -> None:

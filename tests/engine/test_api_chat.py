@@ -28,7 +28,7 @@ def test_chat_completion(client: openai.OpenAI) -> None:
     assert 0 < usage.completion_tokens <= 24
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     ponder = response.model_extra["ponder"]  # type: ignore[index]
-    assert ponder["strategy"] == {"name": "none"}
+    assert ponder["strategy"] == {"name": "none", "early_exit": None}
     assert ponder["samples"] == 1 and ponder["elapsed_ms"] > 0
 
 
@@ -147,7 +147,17 @@ def test_strategies_describe_their_parameters(http: httpx.Client) -> None:
     assert listing["default"] == "none"
     cot = next(s for s in listing["data"] if s["name"] == "cot")
     assert "prompt" in cot["parameters"]["properties"]
-    assert cot["defaults"] == {"name": "cot", "prompt": "cot"}
+    assert cot["defaults"] == {"name": "cot", "prompt": "cot", "early_exit": None}
+
+
+def test_strategies_state_the_engine_settings_in_force(http: httpx.Client) -> None:
+    """The session server runs on a CPU: a fixed 2 GiB KV cache, eager, no
+    graphs, whole-prompt prefill, as vLLM resolved them once started."""
+    policy = http.get("/v1/strategies").json()["engines"]["policy"]
+    assert policy["kv_cache_memory_bytes"] == 2 * 1024**3 and policy["kv_cache_tokens"] > 0
+    assert policy["enforce_eager"] is True and policy["cudagraph_mode"] == "NONE"
+    assert policy["chunked_prefill"] is False and policy["prefix_caching"] is True
+    assert policy["block_size"] == 32 and policy["max_num_seqs"] > 0
 
 
 def test_openapi_describes_the_request_body(http: httpx.Client) -> None:

@@ -24,7 +24,8 @@ def test_completion_continues_the_raw_prompt(client: openai.OpenAI) -> None:
     assert usage is not None and 0 < usage.completion_tokens <= 12
     # No chat template: the prompt is this text's tokens plus BOS at most.
     assert usage.prompt_tokens < 20
-    assert response.model_extra["ponder"]["strategy"] == {"name": "none"}  # type: ignore[index]
+    assert response.model_extra["ponder"]["strategy"] == {  # type: ignore[index]
+        "name": "none", "early_exit": None}
 
 
 def test_default_max_tokens_is_openais_16(client: openai.OpenAI) -> None:

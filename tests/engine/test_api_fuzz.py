@@ -41,15 +41,16 @@ from ponder.strategies import STRATEGIES
 
 from .conftest import STARTUP_TIMEOUT_S, Server
 
-CASES = {GenerationMode.NEGATIVE: 700, GenerationMode.POSITIVE: 300}
-"""Per endpoint: 3 x (700 + 300) = 3,000 requests; a negative one costs
+CASES = {GenerationMode.NEGATIVE: 400, GenerationMode.POSITIVE: 300}
+"""Per endpoint: 3 x (400 + 300) = 2,100 requests; a negative one costs
 milliseconds, a positive one up to a few dozen tokens of generation."""
-MIN_SERVED = 30
+MIN_SERVED = 15
 """Of the positive ones, at least this many must be served (200), or
 generation was not fuzzed. Many legitimately get a 400: this model's chat
 template takes no message without content (an assistant's included), a
 list of prompts times `n` may pass the cap on choices, `stream_options`
-needs `stream`."""
+needs `stream`. About a tenth of the chat requests are served (21 of 220
+in one run), so the floor sits well below what a run draws by chance."""
 CONCURRENCY = 8
 FUZZ_LIMITS = ["--max-model-len", "96", "--max-samples", "8", "--max-choices", "2",
                "--kv-cache-gb", "1"]

@@ -1,5 +1,5 @@
-"""The real server as a hostile client and an operator find it (issue 14's
-probe): a lone surrogate is a 400, a client that leaves is one log line,
+"""The real server as a hostile client and an operator find it: a lone
+surrogate is a 400, a client that leaves is one log line,
 stalled connections are closed while others are served, every response
 and log line carries the request's id, and /metrics has what an operator
 runs on. Process signals and engine death: test_lifecycle.py."""

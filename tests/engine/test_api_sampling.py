@@ -8,6 +8,7 @@ import httpx
 import openai
 import pytest
 
+from ..probes import engine_requests
 from .conftest import Server
 
 SAY_OK = [{"role": "user", "content": "Say OK."}]
@@ -78,26 +79,16 @@ def test_vllm_extensions(client: openai.OpenAI, http: httpx.Client) -> None:
     assert _text(client, temperature=1.0, seed=5, extra_body={"min_p": 1.0}) == sampled
 
 
-def _engine_requests(http: httpx.Client) -> tuple[float, float]:
-    """vLLM's own count of requests and of the choices they asked for."""
-    values = {}
-    for line in http.get("/metrics").text.splitlines():
-        for name in ("vllm:request_params_n_count", "vllm:request_params_n_sum"):
-            if line.startswith(name + "{"):
-                values[name] = values.get(name, 0.0) + float(line.split()[-1])
-    return values["vllm:request_params_n_count"], values["vllm:request_params_n_sum"]
-
-
 @pytest.mark.parametrize("strategy", ["none", "cot"])
 def test_n_choices_are_one_engine_request(
     client: openai.OpenAI, http: httpx.Client, strategy: str
 ) -> None:
-    before = _engine_requests(http)
+    before = engine_requests(http)
     response = client.chat.completions.create(
         model="smollm2", messages=SAY_OK, max_tokens=8, temperature=1.0, seed=3, n=4,
         extra_body={"strategy": strategy},
     )
-    requests, children = (a - b for a, b in zip(_engine_requests(http), before))
+    requests, children = (a - b for a, b in zip(engine_requests(http), before))
     assert (requests, children) == (1, 4)
     assert [c.index for c in response.choices] == [0, 1, 2, 3]
     assert len({c.message.content for c in response.choices}) > 1
@@ -112,12 +103,12 @@ def test_n_choices_are_one_engine_request(
 def test_n_completions_of_each_prompt_are_one_engine_request(
     client: openai.OpenAI, http: httpx.Client
 ) -> None:
-    before = _engine_requests(http)
+    before = engine_requests(http)
     response = client.completions.create(
         model="smollm2", prompt=["Once upon a time", "The sky is"], max_tokens=6,
         temperature=1.0, seed=3, n=3,
     )
-    requests, children = (a - b for a, b in zip(_engine_requests(http), before))
+    requests, children = (a - b for a, b in zip(engine_requests(http), before))
     assert (requests, children) == (2, 6)
     assert [c.index for c in response.choices] == list(range(6))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 import httpx
 import openai
@@ -35,11 +36,8 @@ def test_eight_counted_samples_and_the_majority_answer(client: openai.OpenAI) ->
     assert ponder["strategy"]["n"] == 8 and ponder["strategy"]["prompt"] == "direct"
 
 
-def test_stream_shows_progress_before_the_answer(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(
-        model="smollm2@self_consistency", messages=QUESTION, max_tokens=48,  # type: ignore[arg-type]
-        temperature=0.7, stream=True, stream_options={"include_usage": True},
-    )
+def piece_kinds(stream: Iterable[openai.types.chat.ChatCompletionChunk]) -> list[str]:
+    """What each chunk of choice 0 carried: "reasoning", "content" or both."""
     kinds = []
     for chunk in stream:
         if not chunk.choices:
@@ -49,6 +47,15 @@ def test_stream_shows_progress_before_the_answer(client: openai.OpenAI) -> None:
             kinds.append("reasoning")
         if delta.content:
             kinds.append("content")
+    return kinds
+
+
+def test_stream_shows_progress_before_the_answer(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="smollm2@self_consistency", messages=QUESTION, max_tokens=48,  # type: ignore[arg-type]
+        temperature=0.7, stream=True, stream_options={"include_usage": True},
+    )
+    kinds = piece_kinds(stream)
     assert "reasoning" in kinds and "content" in kinds
     assert kinds.index("reasoning") < kinds.index("content")
     assert kinds[-1] == "content"

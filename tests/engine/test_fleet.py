@@ -21,7 +21,7 @@ import httpx
 import openai
 import pytest
 
-from ponder.bench.fleet import cores_of_slot, remote_ponder, replicas, routed
+from ponder.bench.fleet import fleet_cores, remote_ponder, replicas, routed
 from ponder.bench.servers import RunningServer
 from ponder.server.embedded_model import embedded_model_dir
 
@@ -55,7 +55,7 @@ class FleetUnderTest:
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[FleetUnderTest]:
     model_dir = str(embedded_model_dir())
-    cores = cores_of_slot()
+    cores = fleet_cores()
     per_replica = [cores[0], cores[-1]]  # one core each where there are two
     with replicas(model_dir, per_replica) as running, routed(running, "cache_aware") as router, \
             remote_ponder(model_dir, router.base_url, ["--max-running-samples", "32"]) as ponder:
@@ -70,7 +70,7 @@ def remote(fleet: FleetUnderTest) -> openai.OpenAI:
 def _ask(client: openai.OpenAI, strategy: object, **extra: object) -> object:
     extra.setdefault("extra_body", {"strategy": strategy})
     return client.chat.completions.create(
-        model="smollm2", messages=QUESTION, max_tokens=48, temperature=0.8, seed=5,  # type: ignore[arg-type]
+        model="smollm2", messages=QUESTION, max_tokens=32, temperature=0.8, seed=5,  # type: ignore[arg-type]
         **extra,  # type: ignore[arg-type]
     )
 
@@ -183,9 +183,10 @@ def test_zz_one_replica_dies_mid_run_and_nothing_hangs(fleet: FleetUnderTest) ->
     on the replica that dies had produced nothing yet (they are not
     streamed), so they are retried on the other one; every request answers;
     ponder's /health stays 200 while a replica lives. The requests are long
-    (320 tokens each): CI once saw no replica run any of six 96-token ones,
-    most likely because they ended between two looks at a slow /metrics;
-    should it happen again, the failure says how each request ended."""
+    (320 tokens each), so that they are still running when the test looks
+    at the replicas' /metrics, which may answer slowly; if every request
+    ends before a replica is seen running one, the failure says how each
+    request ended."""
     body = {"model": "smollm2", "messages": QUESTION, "max_tokens": 320, "ignore_eos": True,
             "strategy": {"name": "self_consistency", "n": 4, "prompt": "direct"}}
 

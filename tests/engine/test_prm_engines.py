@@ -20,9 +20,11 @@ from transformers import AutoTokenizer, Qwen2ForCausalLM, Qwen2Model
 from ponder.core.scoring import ProcessRewardModel
 from ponder.prm.engine import single_token_id
 from ponder.prm.pooling import qwen_text
-from ponder.prm.registry import open_prms, parse_prm_spec
+from ponder.prm.registry import open_prms
 from ponder.prm.token_logit import shepherd_text
+from ponder.server.config import Settings
 from ponder.server.embedded_model import embedded_model_dir
+from ponder.server.engine_plan import GIB, Device, plan_engines, settings_in_force
 
 from ..fakes import ScriptedGenerator, as_solutions
 from ..prm_fakes import STEP_TAG, build_tiny_qwen2
@@ -50,23 +52,40 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-async def prms(checkpoints: dict[str, Path]) -> AsyncIterator[dict[str, ProcessRewardModel]]:
-    specs = [
-        parse_prm_spec(f"qwen=pooling:{checkpoints['qwen']}?tag={STEP_TAG}"),
-        parse_prm_spec(
-            f"shepherd=token-logit:{checkpoints['shepherd']}?good=+&bad=-&tag={STEP_TAG}"
-        ),
-    ]
+def started() -> dict[str, Any]:
+    """The engines open_prms reports as started, by name."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+async def prms(checkpoints: dict[str, Path], started: dict[str, Any]
+               ) -> AsyncIterator[dict[str, ProcessRewardModel]]:
+    """Opened as the server opens them, with the engine arguments its plan
+    gives each PRM engine on a CPU."""
+    settings = Settings(prm=[
+        f"qwen=pooling:{checkpoints['qwen']}?tag={STEP_TAG}",
+        f"shepherd=token-logit:{checkpoints['shepherd']}?good=+&bad=-&tag={STEP_TAG}",
+    ], prm_kv_cache_gb=KV_CACHE_GB)
+    plan = plan_engines(settings, Device("cpu"), str(embedded_model_dir()))
     with pytest.MonkeyPatch.context() as env:
         env.setenv(KV_CACHE_ENV, "3")  # as the policy engine leaves it for itself
-        async with open_prms(specs, kv_cache_gb=KV_CACHE_GB) as factories:
+        async with open_prms(settings.prm_specs, engine_args=plan.prms,
+                             on_engine_started=started.__setitem__) as factories:
             yield {name: make(ScriptedGenerator.of("")) for name, make in factories.items()}
 
 
-def test_each_engine_keeps_its_own_kv_cache_size(prms: dict[str, ProcessRewardModel]) -> None:
+def test_each_engine_keeps_its_own_kv_cache_size(
+    prms: dict[str, ProcessRewardModel], started: dict[str, Any]
+) -> None:
+    assert set(started) == {"qwen", "shepherd"}
     for name in ("qwen", "shepherd"):
         engine = prms[name].engine  # type: ignore[attr-defined]
-        assert engine.vllm_config.cache_config.kv_cache_memory_bytes == KV_CACHE_GB * 1024**3
+        assert started[name] is engine
+        in_force = settings_in_force(engine.vllm_config)
+        assert in_force["kv_cache_memory_bytes"] == KV_CACHE_GB * GIB
+        assert in_force["kv_cache_tokens"] > 0
+        # A CPU engine runs eager, with no graphs to capture.
+        assert in_force["enforce_eager"] is True and in_force["cudagraph_mode"] == "NONE"
     assert os.environ[KV_CACHE_ENV] == "3"  # and the policy engine's setting is back
 
 

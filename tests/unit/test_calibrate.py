@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 
-from ponder.bench.calibrate import SAMPLES, Question, Records, load_questions, request_body
+from ponder.bench.calibrate import (
+    SAMPLES,
+    Question,
+    Records,
+    RecordsError,
+    grid_runs,
+    load_questions,
+    request_body,
+)
 from ponder.bench.calibrate_cli import _policy_file
 from ponder.bench.calibrate_fit import (
     as_reported,
@@ -22,10 +30,13 @@ from ponder.bench.calibrate_fit import (
     questions_from,
     split,
 )
+from ponder.core.fingerprint import ModelIdentity
 from ponder.core.policy import parse_policy
 from ponder.prm.combination import Weights
+from ponder.strategies.registry import policy_strategies
 
 GRID = ["particle_filtering@16"]
+MODEL = ModelIdentity("smollm2", "0123456789abcdef")
 
 
 def _sample(rng: random.Random, right: bool, answer: str) -> dict[str, Any]:
@@ -54,7 +65,7 @@ def _records(count: int = 80, seed: int = 1) -> dict[tuple[str, str], dict[str, 
 
 def test_the_fit_trusts_the_probe_on_easy_questions_and_the_checker_on_hard_ones() -> None:
     train, held_out = split(questions_from(_records()), 0.7, seed=0)
-    result = fit(train, GRID, "test")
+    result = fit(train, GRID, "test", MODEL)
     weights = dict(zip(result.combined.names, result.combined.weights))
     assert weights["step-checker"] > max(abs(weights[n]) for n in
                                          ("trace-confidence", "self-certainty", "mean-logprob"))
@@ -65,23 +76,51 @@ def test_the_fit_trusts_the_probe_on_easy_questions_and_the_checker_on_hard_ones
     assert table["bon[combined]@16"]["accuracy"] <= table["pass@16"]["accuracy"]
     assert table["auto@16"]["tokens"] < table["best_of_n@16"]["tokens"]
     # The policy file reads back as the server would read it.
-    policy = parse_policy(_policy_file(result, {"table": list(table.values())}), "test")
+    policy = parse_policy(_policy_file(result, {"table": list(table.values())}), "test",
+                          policy_strategies())
     assert policy.bins[-1].upper == 1.0 and set(policy.verifiers) == {"combined", "reward-free"}
 
 
 def test_label_free_weights_also_favour_the_checker_over_noise() -> None:
     train, _ = split(questions_from(_records()), 0.7, seed=0)
-    unlabelled = fit(train, GRID, "test").combined_unlabelled
+    unlabelled = fit(train, GRID, "test", MODEL).combined_unlabelled
     weights = dict(zip(unlabelled.names, unlabelled.weights))
     assert weights["step-checker"] > weights["self-certainty"]
 
 
 def test_records_resume_where_they_stopped(tmp_path: Path) -> None:
-    records = Records(tmp_path / "records.jsonl")
+    records = Records(tmp_path / "records.jsonl", MODEL)
     records.add({"key": "a", "run": SAMPLES, "samples": []})
     records.add({"key": "b", "run": GRID[0], "correct": True, "tokens": 3})
-    again = Records(tmp_path / "records.jsonl")
+    again = Records(tmp_path / "records.jsonl", MODEL)
     assert set(again.done) == {("a", SAMPLES), ("b", GRID[0])}
+    assert again.done["a", SAMPLES]["model"] == MODEL.as_json()
+
+
+def test_records_of_another_model_are_refused(tmp_path: Path) -> None:
+    Records(tmp_path / "records.jsonl", MODEL).add({"key": "a", "run": SAMPLES, "samples": []})
+    with pytest.raises(RecordsError, match="holds measurements of model .*own --work folder"):
+        Records(tmp_path / "records.jsonl", ModelIdentity("other", "fedcba9876543210"))
+
+
+def test_a_line_cut_off_by_a_killed_run_is_dropped(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "records.jsonl"
+    records = Records(path, MODEL)
+    records.add({"key": "a", "run": SAMPLES, "samples": []})
+    with path.open("a") as out:
+        out.write('{"key": "b", "run": "samp')  # killed mid-write
+    again = Records(path, MODEL)
+    assert set(again.done) == {("a", SAMPLES)} and "cut off" in caplog.text
+    again.add({"key": "b", "run": SAMPLES, "samples": []})  # appends onto a whole line
+    assert set(Records(path, MODEL).done) == {("a", SAMPLES), ("b", SAMPLES)}
+
+
+def test_a_broken_line_before_the_last_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    path.write_text('{"key": \n' + json.dumps({"key": "a", "run": SAMPLES,
+                                                "model": MODEL.as_json()}) + "\n")
+    with pytest.raises(RecordsError, match="line 1 is not JSON"):
+        Records(path, MODEL)
 
 
 def test_questions_come_from_files_and_generated_sets(tmp_path: Path) -> None:
@@ -101,11 +140,41 @@ def test_a_request_is_what_auto_runs() -> None:
     assert search == {"name": "beam_search", "beam_width": 4, "expand": 4}
 
 
+def test_a_grid_may_hold_the_cheaper_strategies_checked_before_any_run() -> None:
+    grid = grid_runs(["particle_filtering@16", " self_consistency@16?first=4",
+                      "best_of_n@16?prune_every=32&prune_keep=0.5"])
+    assert grid[1:] == ["self_consistency@16?first=4",
+                        "best_of_n@16?prune_every=32&prune_keep=0.5"]
+    question = Question("k", "2 + 2?", "4")
+    assert request_body("m", question, grid[1], 3, 160)["strategy"] == {
+        "name": "self_consistency", "n": 16, "first": 4}
+    # It draws its own samples: the server's scorer, not the probe's.
+    assert request_body("m", question, grid[2], 3, 160)["strategy"] == {
+        "name": "best_of_n", "n": 16, "prune_every": 32, "prune_keep": 0.5}
+    with pytest.raises(ValueError, match="first"):
+        grid_runs(["self_consistency@4?first=8"])
+
+
+def test_a_cheaper_choice_is_measured_and_can_be_picked() -> None:
+    short = "self_consistency@16?first=4"
+    records = _records()
+    for (key, run), row in list(records.items()):
+        if run == SAMPLES:
+            records[key, short] = {"key": key, "run": short, "correct": row["samples"][0][
+                "correct"], "tokens": 300}
+    train, held_out = split(questions_from(records), 0.7, seed=0)
+    result = fit(train, [*GRID, short], "test", MODEL)
+    measured = {m.strategy for bin_ in result.bins for m in bin_}
+    assert short in measured
+    table = {row["run"]: row for row in held_out_report(held_out, [*GRID, short], result)}
+    assert short in table
+
+
 def test_the_report_prints_a_policy_and_plots_it(tmp_path: Path, capsys) -> None:
     from ponder.server.cli import main
 
     train, held_out = split(questions_from(_records()), 0.7, seed=0)
-    result = fit(train, GRID, "test")
+    result = fit(train, GRID, "test", MODEL)
     path = tmp_path / "policy.json"
     table = held_out_report(held_out, GRID, result)
     path.write_text(json.dumps(_policy_file(result, {"held_out": len(held_out), "table": table})))
@@ -124,3 +193,11 @@ def test_served_weights_are_numbers_and_only_the_report_names_an_anchor() -> Non
                                      "anchor": "vote-share"}
     with pytest.raises(ValueError, match="anchored"):
         as_weights(anchored)  # plain weights would drop what decides
+
+
+def test_a_refit_reads_the_model_from_the_records(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    with pytest.raises(RecordsError, match="no measurements"):
+        Records.model_of(path)
+    Records(path, MODEL).add({"key": "a", "run": SAMPLES, "samples": []})
+    assert Records.model_of(path) == MODEL

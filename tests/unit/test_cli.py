@@ -13,6 +13,7 @@ import pytest
 
 from ponder.server.cli import _settings, main
 from ponder.server.config import SHIPPED_POLICY, Settings
+from ponder.server.hardware import CPU_KV_CACHE_GB
 
 
 def _serve_args(*argv: str) -> Settings:
@@ -125,3 +126,63 @@ def test_cpu_dtype_follows_native_bfloat16(tmp_path, flags: str, dtype: str) -> 
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
     assert fastest_cpu_dtype(str(cpuinfo)) == dtype
     assert fastest_cpu_dtype(str(tmp_path / "missing")) == "float32"
+
+
+def test_help_states_the_defaults_the_code_applies() -> None:
+    """Defaults that depend on the hardware or live in a table are written
+    into the help from the code, never twice."""
+    from ponder.server.effort import DEFAULT_PRESETS
+    from ponder.server.hardware import CPU_BLOCK_SIZE, CPU_RUNNING_SAMPLES, REMOTE_RUNNING_SAMPLES
+
+    out = " ".join(subprocess.run(
+        [sys.executable, "-m", "ponder.server.cli", "serve", "--help"],
+        capture_output=True, text=True, check=True).stdout.split())
+    for level, preset in DEFAULT_PRESETS.items():
+        assert f"{level} = {preset}" in out or f"{level} and" in out or f"{level}," in out
+    assert f"high = {DEFAULT_PRESETS['high']}" in out
+    assert f"default: {CPU_BLOCK_SIZE} on a CPU" in out
+    assert f"{CPU_RUNNING_SAMPLES} on a CPU" in out
+    assert f"{REMOTE_RUNNING_SAMPLES} for a remote engine" in out
+
+
+def test_the_benchmarks_and_calibrate_say_one_thing_one_way() -> None:
+    """The same flag for the same idea in every `ponder bench` command and
+    `ponder calibrate`: --output for the file written, --problems for how
+    many, --kv-cache-gb at ponder serve's default."""
+    import argparse
+
+    from ponder.bench.calibrate_cli import add_calibrate_command
+    from ponder.bench.cli import add_bench_commands
+
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers()
+    add_bench_commands(commands)
+    add_calibrate_command(commands)
+    bench = commands.choices["bench"]._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    parsers = {f"bench {name}": p for name, p in bench.items()}
+    parsers["calibrate"] = commands.choices["calibrate"]
+    kv_default = CPU_KV_CACHE_GB  # what ponder serve takes on a CPU
+    for name, command in parsers.items():
+        options = {o: a for a in command._actions for o in a.option_strings}
+        if name not in ("bench plot", "bench report"):
+            assert "--output" in options, name
+        assert "--out" not in options or options["--out"].help == argparse.SUPPRESS, name
+        assert "--count" not in options or options["--count"].help == argparse.SUPPRESS, name
+        assert "--requests" not in options, name
+        if "--kv-cache-gb" in options:
+            assert options["--kv-cache-gb"].default == kv_default, name
+        assert "engine-slot" not in (command.description or "") + str(command.format_help())
+
+
+def test_earlier_spellings_that_documented_commands_used_still_parse() -> None:
+    import argparse
+
+    from ponder.bench.calibrate_cli import add_calibrate_command
+    from ponder.bench.cli import add_bench_commands
+
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers()
+    add_bench_commands(commands)
+    add_calibrate_command(commands)
+    assert parser.parse_args(["bench", "accuracy", "--count", "7"]).problems == 7
+    assert parser.parse_args(["calibrate", "--out", "p.json"]).output == Path("p.json")

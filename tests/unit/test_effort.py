@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from ponder.server.config import Settings
-from ponder.server.effort import DEFAULT_PRESETS, LEVELS
+from ponder.server.effort import DEFAULT_PRESETS, LEVELS, NAMED_PRESETS, strategy_config
 
 from ..asgi import asgi_app, asgi_client
 from ..fakes import ScriptedGenerator
@@ -30,6 +30,14 @@ def test_an_operator_preset_replaces_the_default_with_its_parameters() -> None:
     assert (high["name"], high["beam_width"], high["expand"]) == ("beam_search", 2, 4)
     assert high["step_delimiter"] == "\n"
     assert settings.effort_presets["medium"].model_dump()["name"] == "best_of_n"
+
+
+@pytest.mark.parametrize("name", sorted(NAMED_PRESETS))
+def test_a_level_can_name_a_preset(name: str) -> None:
+    chosen = Settings(effort=[f"low={name}"]).effort_presets["low"].model_dump()
+    expected = strategy_config(NAMED_PRESETS[name], name).model_dump()
+    assert chosen == expected
+    assert any(chosen.get(k) for k in ("first", "prune_every", "early_exit"))
 
 
 @pytest.mark.parametrize(("preset", "says"), [

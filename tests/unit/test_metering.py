@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from ponder.core.generation import Prompt, SampleDelta, Sampling
-from ponder.core.metering import Budget, Meter
+from ponder.core.metering import Allowance, Budget, Meter
 from ponder.core.scoring import Solution, StepScores
 from ponder.strategies import none, self_consistency
 from ponder.strategies.base import Task
@@ -47,7 +47,7 @@ async def test_token_budget_cuts_every_sample_and_keeps_their_tokens() -> None:
 
 async def test_an_exhausted_budget_generates_nothing_more() -> None:
     inner = ScriptedGenerator.of("one two three four")
-    meter = Meter(Budget(max_tokens=2))
+    meter = Meter(Allowance(Budget(max_tokens=2)))
     metered = meter.generator(inner)
     first = await metered.generate(TASK.prompt, 1, TASK.sampling)
     second = await metered.generate(TASK.prompt, 2, TASK.sampling)
@@ -58,7 +58,7 @@ async def test_an_exhausted_budget_generates_nothing_more() -> None:
 
 
 async def test_a_judging_scorer_spends_the_same_budget() -> None:
-    meter = Meter(Budget(max_tokens=3))
+    meter = Meter(Allowance(Budget(max_tokens=3)))
     judge = meter.scoring_generator(ScriptedGenerator.of("Yes"))
     for _ in range(3):
         await judge.generate(TASK.prompt, 1, TASK.sampling)
@@ -99,7 +99,7 @@ class SlowPRM:
 
 
 async def test_a_scorer_past_the_deadline_leaves_steps_unscored() -> None:
-    meter = Meter(Budget(seconds=0.05))
+    meter = Meter(Allowance(Budget(seconds=0.05)))
     scored = await meter.scorer(SlowPRM()).score("q", [Solution(("a", "b"), known=(0.5,))])
     assert scored.scores == [[0.5]] and meter.exhausted
 

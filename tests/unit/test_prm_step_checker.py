@@ -15,7 +15,9 @@ from ponder.prm.arithmetic import Rejected, evaluate
 from ponder.prm.quantities import stated_numbers
 from ponder.prm.step_checker import StepChecker, find_claims, grade
 
-FAST_S = 2.0  # a blow-up (9**9**9 computed) takes minutes; a loaded 2-core CI box, ~1 s
+# CPU seconds of the test's own thread: a blow-up (9**9**9 computed) takes
+# minutes of them, a linear scan well under one, however busy the machine.
+FAST_S = 2.0
 
 
 @pytest.mark.parametrize(
@@ -85,13 +87,13 @@ def _levels(question: str, steps: list[str], answer: str | None = None) -> list[
     ],
 )
 def test_hostile_expressions_are_rejected_fast(hostile: str) -> None:
-    started = time.perf_counter()
+    started = time.thread_time()
     with pytest.raises(Rejected):
         evaluate(hostile)
-    assert time.perf_counter() - started < FAST_S
-    started = time.perf_counter()
+    assert time.thread_time() - started < FAST_S
+    started = time.thread_time()
     assert _levels("", [f"So {hostile} = 1."]) == ["no claim"]  # unverifiable, not wrong
-    assert time.perf_counter() - started < FAST_S
+    assert time.thread_time() - started < FAST_S
 
 
 @pytest.mark.parametrize(
@@ -105,15 +107,15 @@ def test_hostile_expressions_are_rejected_fast(hostile: str) -> None:
     ],
 )
 def test_a_megabyte_step_is_graded_in_linear_time(hostile: str) -> None:
-    started = time.perf_counter()
+    started = time.thread_time()
     grade("What is 1 + 1?", [hostile])
-    assert time.perf_counter() - started < 2 * FAST_S
+    assert time.thread_time() - started < 2 * FAST_S
 
 
 def test_a_hundred_thousand_steps_cost_no_more_than_the_claims_read() -> None:
-    started = time.perf_counter()
+    started = time.thread_time()
     levels = grade("What is 1 + 1?", ["1 + 1 = 2"] * 100_000, "2")
-    assert time.perf_counter() - started < 2 * FAST_S
+    assert time.thread_time() - started < 2 * FAST_S
     assert levels[0].name == "grounded" and levels[-1].name == "answer supported"
 
 

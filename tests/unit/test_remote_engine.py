@@ -5,6 +5,7 @@ fails here. The real fleet is tests/engine/test_fleet.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
@@ -203,6 +204,28 @@ async def test_a_stream_cut_before_output_is_retried_after_it_is_a_502() -> None
     assert len(cut.bodies) == 1
 
 
+async def test_a_stream_that_breaks_with_any_error_ends_with_an_error_not_a_hang() -> None:
+    """Not only httpx's HTTP errors: a closed client or a broken stream
+    raises others, and the reader must hear of them."""
+    first = {"id": "c", "object": "text_completion", "created": 0, "model": "m",
+             "choices": [choice(0, "a", [4], finish=None)]}
+
+    def broken(body: dict[str, Any]) -> httpx.Response:
+        async def content() -> AsyncIterator[bytes]:
+            yield f"data: {json.dumps(first)}\n\n".encode()
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+
+        return httpx.Response(200, content=content(),
+                              headers={"content-type": "text/event-stream"})
+
+    async def read() -> str:
+        stream = generator(Upstream(broken)).stream(PROMPT, 1, Sampling(max_tokens=5))
+        return "".join([d.text async for d in stream])
+
+    with pytest.raises(UpstreamFailed, match="broke off"):
+        await asyncio.wait_for(read(), timeout=10)
+
+
 async def test_health_follows_the_upstream() -> None:
     statuses = [200, 503, 200, 503, 404]
 
@@ -216,6 +239,33 @@ async def test_health_follows_the_upstream() -> None:
     assert await remote.healthy()  # a router with one replica down: /readiness
     remote._health = (-10.0, True)
     assert not await remote.healthy()
+
+
+async def test_callers_at_once_share_one_upstream_health_check() -> None:
+    """Load balancers, Kubernetes and many ponder replicas probe at once: one
+    call to the upstream at a time, whatever the number of callers, and a
+    caller that leaves does not cancel it for the others."""
+    calls: list[str] = []
+    answer = asyncio.Event()
+
+    async def health(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        await answer.wait()
+        return httpx.Response(200)
+
+    remote = generator(Upstream())
+    remote.client = httpx.AsyncClient(transport=httpx.MockTransport(health))
+    callers = [asyncio.create_task(remote.healthy()) for _ in range(50)]
+    while not calls:
+        await asyncio.sleep(0.01)
+    callers[0].cancel()
+    await asyncio.sleep(0.05)
+    answer.set()
+    results = await asyncio.gather(*callers[1:])
+    assert all(results) and calls == ["/health"]
+    remote._health = (-10.0, False)  # the answer grew old: asked again, once
+    assert all(await asyncio.gather(*(remote.healthy() for _ in range(20))))
+    assert calls == ["/health", "/health"]
 
 
 def test_settings_for_a_remote_engine() -> None:

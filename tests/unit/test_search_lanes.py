@@ -13,7 +13,7 @@ from ponder.core.generation import Generation, Prompt, Sampling
 from ponder.core.scoring import Solution, StepScores
 from ponder.strategies import beam_search, dvts
 
-from ..fakes import ScriptedPRM, execute
+from ..fakes import ScriptedPRM, WrappedGenerator, execute
 from .test_search import SCORES, TREE, _task, tree_generator
 
 DVTS_TREE = {
@@ -26,22 +26,16 @@ DVTS_SCORES = {"A": 0.9, "B": 0.1, "C": 0.1, "D": 0.9, "a1": 0.8, "a2": 0.3, "d1
 SECONDS = 5
 
 
-class Gated:
+class Gated(WrappedGenerator):
     """The scripted tree generator, holding a continuation of ``held`` until
     ``release`` is set; ``calls`` lists each continuation asked for, in order."""
 
     def __init__(self, tree: dict[str, list[str]], held: str,
                  opens: Callable[[str], bool] = lambda _text: False) -> None:
-        self.inner = tree_generator(tree)
+        super().__init__(tree_generator(tree))
         self.held, self.opens = held, opens
         self.release = asyncio.Event()
         self.calls: list[tuple[str, int | None]] = []
-
-    async def render(self, prompt: Prompt) -> Prompt:
-        return await self.inner.render(prompt)
-
-    def count_tokens(self, token_ids: Sequence[int], chars: int) -> int:
-        return self.inner.count_tokens(token_ids, chars)
 
     async def generate(self, prompt: Prompt, n: int, sampling: Sampling) -> Generation:
         text = self.inner.text_of(prompt.continuation)

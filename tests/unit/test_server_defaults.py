@@ -58,7 +58,8 @@ async def test_strategies_list_the_default_in_force_and_a_request_may_set_its_ow
     for name in ("beam_search", "dvts", "particle_filtering", "auto"):
         assert cards[name]["defaults"]["step_delimiter"] == "@@"
     policy = cards["auto"]["policy"]  # the policy in force, shown where auto is
-    assert policy["source"] and policy["bins"][-1]["upper"] == 1.0
+    assert policy["applies"] and policy["bins"][-1]["upper"] == 1.0
+    assert policy["source"] and "/" not in policy["source"]  # data by file name
     assert set(policy["verifiers"]) >= {"combined", "reward-free"}
     assert cards["best_of_n"]["policy"] is None
     assert cards["best_of_n"]["defaults"].get("step_delimiter") is None

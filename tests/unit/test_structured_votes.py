@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from ponder.core.answers import answers_equivalent
 from ponder.core.generation import JsonOutput, Prompt, RequestRejected, Sampling
 from ponder.strategies import self_consistency
-from ponder.strategies.answers import answers_equivalent, extract_answer
+from ponder.strategies.answers import extract_answer
 from ponder.strategies.base import Task
 from ponder.strategies.reasoning import NoReasoning
 from ponder.strategies.tool_calls import (
