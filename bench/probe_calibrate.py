@@ -10,9 +10,10 @@ calibration, and best-of-N@N with the probe against pass@N, the step
 checker, the combined verifier and the combined verifier with the probe in
 it, replayed over the recorded samples, per data source.
 
-The probe served is the one read after the model's last layer (a pooling
-engine over the served weights gives that layer); the other layers are
-measured so the choice is a measurement.
+The layer served is chosen on the fitting questions (the logistic probe
+that validates best), so the choice is a measurement; serving reads it from
+a pooling engine over the model cut after that layer, whose final norm
+applies to it, so every layer is read here as that engine gives it.
 """
 
 from __future__ import annotations
@@ -26,11 +27,9 @@ import numpy as np
 
 from ponder.bench.calibrate_fit import COMBINED_PARTS, Outcome, _row, best_of, pass_at, vote
 from ponder.bench.probe_fit import (
+    FittedProbe,
     calibration,
-    fit_logistic,
-    fit_network,
     fit_probe,
-    log_loss,
     roc_auc,
     split_groups,
 )
@@ -51,6 +50,14 @@ def layers_to_read(num_layers: int) -> list[int]:
     """About five layers spread from a fifth of the way in to the last."""
     picks = {max(1, round(num_layers * share)) for share in (0.2, 0.4, 0.6, 0.8)}
     return sorted(picks | {num_layers})
+
+
+def served_layer_of(fits: dict[int, FittedProbe]) -> int:
+    """The layer whose logistic probe validated best on the training
+    questions; a tie at three decimals goes to the shallower layer, whose
+    pooling engine runs fewer layers (serving reads layer L from the model
+    cut after L layers)."""
+    return min(fits, key=lambda layer: (round(fits[layer].validation_log_loss, 3), layer))
 
 
 @dataclass(frozen=True)
@@ -146,35 +153,28 @@ def fit_and_report(rows: Sequence[dict[str, Any]], model_dir: Path, model: Model
     train_questions = sorted(set(steps.question[train].tolist()))
     checker = checker_prefix_scores(rows, steps, delimiter)
 
-    by_layer, fitted = {}, {}
+    by_layer, logistic = {}, {}
     for layer in layers:
         x = steps.features[layer]
-        weights, l2 = fit_probe(x[train], steps.label[train], steps.question[train], "logistic",
-                                seed)
-        scores = weights.probability(x)
-        by_layer[str(layer)] = {"auc": _auc(scores[held], steps.label[held]), "l2": l2,
+        logistic[layer] = fit_probe(x[train], steps.label[train], steps.question[train],
+                                    "logistic", seed)
+        scores = logistic[layer].weights.probability(x)
+        by_layer[str(layer)] = {"auc": _auc(scores[held], steps.label[held]),
+                                "l2": logistic[layer].l2,
+                                "validation_log_loss":
+                                    round(logistic[layer].validation_log_loss, 4),
                                 "by_depth": _by_depth(scores, steps, held)}
-        fitted[layer, "logistic"] = weights
-    served_layer = num_layers
+    served_layer = served_layer_of(logistic)
     x = steps.features[served_layer]
-    network, network_l2 = fit_probe(x[train], steps.label[train], steps.question[train],
-                                    "network", seed)
-    fitted[served_layer, "network"] = network
-    # The kind is chosen on the training questions alone: each is fit on
-    # three quarters of them with its chosen penalty and scored on the rest.
-    aside = split_groups(steps.question[train], 0.25, seed + 1)
-    x_train, y_train = x[train], steps.label[train]
-    penalties = {"logistic": by_layer[str(served_layer)]["l2"], "network": network_l2}
-    kinds = {}
-    for kind in KINDS:
-        fit = fit_logistic if kind == "logistic" else fit_network
-        trial = fit(x_train[~aside], y_train[~aside], penalties[kind])
-        kinds[kind] = {"auc": _auc(fitted[served_layer, kind].probability(x[held]),
-                                   steps.label[held]),
-                       "validation_log_loss": round(log_loss(trial, x_train[aside],
-                                                             y_train[aside]), 4)}
-    kind = min(KINDS, key=lambda k: kinds[k]["validation_log_loss"])
-    chosen: ProbeWeights = fitted[served_layer, kind]
+    # The kind, like the layer, is chosen on the training questions alone.
+    fits = {"logistic": logistic[served_layer],
+            "network": fit_probe(x[train], steps.label[train], steps.question[train],
+                                 "network", seed)}
+    kinds = {kind: {"auc": _auc(fit.weights.probability(x[held]), steps.label[held]),
+                    "l2": fit.l2, "validation_log_loss": round(fit.validation_log_loss, 4)}
+             for kind, fit in fits.items()}
+    kind = min(KINDS, key=lambda k: fits[k].validation_log_loss)
+    chosen: ProbeWeights = fits[kind].weights
     probabilities = chosen.probability(x)
     ece, bins = calibration(probabilities[held], steps.label[held])
 
@@ -214,8 +214,7 @@ def fit_and_report(rows: Sequence[dict[str, Any]], model_dir: Path, model: Model
         "train_questions": len(train_questions), "held_out_questions": len(held_questions),
         "train_steps": int(train.sum()), "held_out_steps": int(held.sum()),
         "right_share_held_out_steps": round(float(steps.label[held].mean()), 4),
-        "served": {"layer": served_layer, "kind": kind, "network_l2": network_l2,
-                   "kinds": kinds},
+        "served": {"layer": served_layer, "kind": kind, "kinds": kinds},
         "auc_by_layer": by_layer,
         "step_checker": {"auc": _auc(checker[held], steps.label[held]),
                          "by_depth": _by_depth(checker, steps, held)},

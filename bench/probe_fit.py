@@ -152,14 +152,24 @@ def split_groups(groups: np.ndarray, share: float, seed: int) -> np.ndarray:
     return np.isin(groups, chosen)
 
 
+@dataclass(frozen=True)
+class FittedProbe:
+    weights: ProbeWeights
+    l2: float
+    """The ridge penalty chosen."""
+    validation_log_loss: float
+    """Its log loss on the held-aside slice of the training groups, fit on
+    the rest: how layers and kinds are compared without the held-out set."""
+
+
 def fit_probe(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, kind: str,
-              seed: int = 0) -> tuple[ProbeWeights, float]:
+              seed: int = 0) -> FittedProbe:
     """The probe of ``kind`` (``logistic`` or ``network``) with its ridge
     penalty chosen by log loss on a held-aside slice of the training groups,
-    then refit on all of them; returns it and the chosen penalty."""
+    then refit on all of them."""
     fit = fit_logistic if kind == "logistic" else fit_network
     aside = split_groups(groups, VALIDATION_SHARE, seed)
     losses = {l2: log_loss(fit(features[~aside], labels[~aside], l2),
                            features[aside], labels[aside]) for l2 in L2_GRID}
     best = min(losses, key=losses.__getitem__)
-    return fit(features, labels, best), best
+    return FittedProbe(fit(features, labels, best), best, losses[best])

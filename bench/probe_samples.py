@@ -107,7 +107,8 @@ def read_hidden_states(model_dir: Path, rows: Sequence[dict[str, Any]], delimite
                        layers: Sequence[int], dtype: str = "float32") -> StepRows:
     """Every step's hidden state after each of ``layers``, in one forward
     pass per :data:`BATCH` solutions (on one CPU core: a few minutes for a
-    few thousand samples of a 135M model)."""
+    few thousand samples of a 135M model), as a pooling engine over the
+    model cut after that layer gives it: through the model's final norm."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -115,6 +116,8 @@ def read_hidden_states(model_dir: Path, rows: Sequence[dict[str, Any]], delimite
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=getattr(torch, dtype))
     model.eval()
+    last = model.config.num_hidden_layers
+    final_norm = model.base_model.norm
     renderer = StepRenderer(tokenizer)
     items = [(q, s, renderer.render(question, steps))
              for q, s, question, steps in solutions(rows, delimiter)]
@@ -138,8 +141,10 @@ def read_hidden_states(model_dir: Path, rows: Sequence[dict[str, Any]], delimite
                 for depth, _ in enumerate(rendered.step_ends, start=1):
                     meta.append((q, s, depth, depth == len(rendered.step_ends), correct))
                 for layer in layers:
-                    features[layer].append(
-                        hidden[layer][index, rendered.step_ends].float().numpy())
+                    state = hidden[layer][index, rendered.step_ends]
+                    if layer < last:  # transformers gives the last layer normed already
+                        state = final_norm(state)
+                    features[layer].append(state.float().numpy())
     columns = list(zip(*meta)) if meta else [[]] * 5
     return StepRows(np.asarray(columns[0], dtype=int), np.asarray(columns[1], dtype=int),
                     np.asarray(columns[2], dtype=int), np.asarray(columns[3], dtype=bool),

@@ -37,7 +37,8 @@ from ponder.prm.hidden_states import (
     StepRenderer,
     open_remote_reader,
 )
-from ponder.prm.probe_file import ProbeFile, read_probe
+from ponder.prm.model_cut import cut_model, model_layers
+from ponder.prm.probe_file import ProbeFile, ProbeFileError, read_probe
 
 
 class ProbeScorer:
@@ -72,6 +73,9 @@ class ProbeSetup:
     model_dir: Path
     """The served model's directory, whose weights the in-process engine
     loads."""
+    cut_cache: Path
+    """Where the model cut after the probe's layer is written once
+    (:mod:`ponder.prm.model_cut`): the server's cache directory."""
     url: str | None = None
     """A vLLM pooling server on the same model; None: an in-process engine."""
     engine_args: Mapping[str, Any] = field(default_factory=dict)
@@ -80,9 +84,12 @@ class ProbeSetup:
 
 
 def load_checked(setup: ProbeSetup, served: ModelIdentity) -> ProbeFile:
-    """The probe, refused (ProbeFileError) if it was fit on another model."""
+    """The probe, refused (ProbeFileError) if it was fit on another model
+    or reads a layer the in-process engine cannot cut the model at."""
     probe = read_probe(setup.path)
     probe.check_model(served)
+    if setup.url is None:
+        needs_cut(setup.model_dir, probe.layer)
     return probe
 
 
@@ -135,19 +142,20 @@ async def _engine_reader(setup: ProbeSetup, probe: ProbeFile, newline_id: int
 
     from ponder.prm.engine import open_scoring_engine
 
+    model = setup.model_dir
+    if needs_cut(model, probe.layer):
+        model = await asyncio.to_thread(cut_model, model, probe.layer, setup.cut_cache)
     async with open_scoring_engine(
-            str(setup.model_dir), engine_args=setup.engine_args, convert="embed", pooler_config=PoolerConfig(tok_pooling_type="STEP"),
-            **layer_overrides(setup.model_dir, probe.layer)) as engine:
+            str(model), engine_args=setup.engine_args, convert="embed",
+            pooler_config=PoolerConfig(tok_pooling_type="STEP")) as engine:
         yield EngineReader(engine, newline_id, probe.weights.features)
 
 
-def layer_overrides(model_dir: Path, layer: int) -> dict[str, object]:
-    """The engine's settings for reading after ``layer`` decoder layers: the
-    model as it is for its last layer."""
-    import json
-
-    layers = json.loads((model_dir / "config.json").read_text()).get("num_hidden_layers")
-    if layer == layers:
-        return {}
-    raise ValueError(f"the probe reads layer {layer} of {layers}; only the last layer can be "
-                     "read from a pooling engine over the served weights")
+def needs_cut(model_dir: Path, layer: int) -> bool:
+    """Whether reading after ``layer`` needs the model cut there (every layer
+    but the last); a layer the model does not have is a ProbeFileError."""
+    layers = model_layers(model_dir)
+    if layers is None or not 1 <= layer <= layers:
+        raise ProbeFileError(f"probe file: 'layer' is {layer}; the served model has "
+                             f"{layers} layers")
+    return layer < layers

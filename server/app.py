@@ -21,7 +21,7 @@ from ponder.prm.registry import NEUTRAL_COMBINATIONS, open_prms
 from ponder.server.admission import SampleScheduler
 from ponder.server.auth import require_api_key
 from ponder.server.config import Settings
-from ponder.server.embedded_model import embedded_model_dir
+from ponder.server.embedded_model import cache_dir, embedded_model_dir
 from ponder.server.engine import VLLMGenerator, open_engine
 from ponder.server.engine_plan import (
     Device,
@@ -186,7 +186,8 @@ def _probe_setup(settings: Settings, model_path: str, plan: EnginePlan | None
         # the same weights read in the same numbers.
         engine_args = {"kv_cache_memory_bytes": int(settings.prm_kv_cache_gb * 1024**3),
                        "dtype": plan.policy.dtype, "enforce_eager": plan.policy.enforce_eager}
-    return ProbeSetup(path, model_dir, settings.probe_url, engine_args)
+    return ProbeSetup(path, model_dir, cache_dir() / "probe-models", settings.probe_url,
+                      engine_args)
 
 
 def _probe_for(setup: ProbeSetup | None, settings: Settings, served: ModelIdentity

@@ -14,11 +14,19 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from ponder.bench.probe_fit import calibration, fit_logistic, fit_network, fit_probe, roc_auc
+from ponder.bench.probe_calibrate import served_layer_of
+from ponder.bench.probe_fit import (
+    FittedProbe,
+    calibration,
+    fit_logistic,
+    fit_network,
+    fit_probe,
+    roc_auc,
+)
 from ponder.core.fingerprint import ModelIdentity
 from ponder.core.scoring import ScorerFailed, Solution
 from ponder.prm.hidden_states import RemoteReader, Rendered, at_step_ends
-from ponder.prm.probe import ProbeScorer
+from ponder.prm.probe import ProbeScorer, needs_cut
 from ponder.prm.probe_file import ProbeFile, ProbeFileError, ProbeWeights, read_probe, write_probe
 
 WIDTH = 24
@@ -47,7 +55,7 @@ def test_roc_auc_counts_ties_half_and_needs_both_classes() -> None:
 def test_the_fit_recovers_a_known_linear_signal(kind: str) -> None:
     features, labels, _, groups = synthetic(2000, seed=1)
     if kind == "logistic":  # with its penalty chosen on a slice of the groups
-        weights, _ = fit_probe(features, labels, groups, kind)
+        weights = fit_probe(features, labels, groups, kind).weights
     else:
         weights = fit_network(features, labels, l2=10.0, epochs=200)
     test, test_labels, truth, _ = synthetic(2000, seed=2)
@@ -131,6 +139,24 @@ def test_a_probe_fit_on_another_model_is_refused() -> None:
     probe.check_model(ModelIdentity("renamed", FIT_ON.fingerprint))  # same model, other name
     with pytest.raises(ProbeFileError, match="fit on 'm'.*not on the served model 'other'"):
         probe.check_model(ModelIdentity("other", "fedcba9876543210"))
+
+
+def test_only_the_last_layer_is_read_without_a_cut(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"num_hidden_layers": 30}))
+    assert not needs_cut(tmp_path, 30) and needs_cut(tmp_path, 12)
+    for layer in (0, 31):
+        with pytest.raises(ProbeFileError, match=f"'layer' is {layer}; the served model has 30"):
+            needs_cut(tmp_path, layer)
+
+
+def test_the_layer_served_validates_best_and_ties_go_to_the_shallower() -> None:
+    weights = ProbeWeights(np.zeros(2, np.float32), np.ones(2, np.float32),
+                           ((np.zeros((2, 1), np.float32), np.zeros(1, np.float32)),))
+    losses = {6: 0.3301, 12: 0.3102, 18: 0.3098, 30: 0.3200}
+    fits = {layer: FittedProbe(weights, 10.0, loss) for layer, loss in losses.items()}
+    assert served_layer_of(fits) == 12  # 0.310 both: the cheaper layer
+    fits[18] = FittedProbe(weights, 10.0, 0.3001)
+    assert served_layer_of(fits) == 18
 
 
 def test_step_end_rows_come_from_every_token_or_from_the_newlines() -> None:
@@ -269,8 +295,12 @@ def test_a_probe_for_another_model_is_left_out_unless_the_operator_named_it(
 
     features, labels, _, _ = synthetic(200, seed=10)
     write_probe(_probe(features, labels, "logistic"), tmp_path / "probe.json")
-    setup = ProbeSetup(tmp_path / "probe.json", tmp_path)
+    setup = ProbeSetup(tmp_path / "probe.json", tmp_path, tmp_path / "cut")
     other = ModelIdentity("other", "fedcba9876543210")
+    (tmp_path / "config.json").write_text(json.dumps({"num_hidden_layers": 24}))
+    with pytest.raises(ProbeFileError, match="'layer' is 30; the served model has 24"):
+        _probe_for(setup, Settings(probe=str(tmp_path / "probe.json")), FIT_ON)
+    (tmp_path / "config.json").write_text(json.dumps({"num_hidden_layers": 30}))
     assert _probe_for(setup, Settings(), FIT_ON) is setup
     assert _probe_for(setup, Settings(), other) is None
     with pytest.raises(ProbeFileError, match="not on the served model 'other'"):
