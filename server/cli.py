@@ -115,11 +115,27 @@ def serve(args: argparse.Namespace) -> None:
     raise SystemExit(run_server(settings))
 
 
-def prepare_model(_: argparse.Namespace) -> None:
-    from ponder.server.embedded_model import embedded_model_dir
+def prepare_model(args: argparse.Namespace) -> None:
+    """Prints the directory to serve: a fleet's vLLM replicas serve the
+    embedded model from it, and a --probe-url pooling server the model cut
+    after the probe's layer (the in-process engine makes the same cut)."""
+    from pathlib import Path
+
+    from ponder.prm.model_cut import cut_model
+    from ponder.prm.probe import needs_cut
+    from ponder.prm.probe_file import ProbeFileError, read_probe
+    from ponder.server.embedded_model import cache_dir, embedded_model_dir
 
     logging.basicConfig(level="INFO")
-    print(embedded_model_dir())
+    model = Path(args.model) if args.model else embedded_model_dir()
+    if args.probe:
+        try:
+            layer = read_probe(Path(args.probe)).layer
+            if needs_cut(model, layer):
+                model = cut_model(model, layer, cache_dir() / "probe-models")
+        except (OSError, ProbeFileError) as error:
+            raise SystemExit(f"ponder prepare-model: {error}") from None
+    print(model)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,8 +155,11 @@ def main(argv: list[str] | None = None) -> None:
     serve_parser.set_defaults(handler=serve)
 
     prepare = commands.add_parser(
-        "prepare-model", help="Convert the embedded model into the cache now (done on first serve otherwise)."
-    )
+        "prepare-model", help="Convert the embedded model into the cache now (done on first "
+        "serve otherwise) and print its directory.")
+    prepare.add_argument("--model", help="a model directory instead of the embedded model")
+    prepare.add_argument("--probe", metavar="FILE", help="print instead the model a --probe-url "
+                         "pooling server serves for this probe: cut after the layer it reads")
     prepare.set_defaults(handler=prepare_model)
 
     for plugin in entry_points(group=COMMANDS_GROUP):

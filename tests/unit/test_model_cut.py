@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -54,3 +55,26 @@ def test_the_cut_is_written_once_and_again_for_new_weights(whole: Path, tmp_path
     assert (first / "model.safetensors").stat().st_mtime_ns == written
     (whole / "model.safetensors").touch()  # other weights, same path
     assert cut_model(whole, 1, tmp_path) != first
+
+
+def test_prepare_model_prints_the_model_a_probe_server_serves(
+        whole: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from ponder.core.fingerprint import ModelIdentity
+    from ponder.prm.probe_file import ProbeFile, ProbeWeights, write_probe
+    from ponder.server.cli import main
+
+    monkeypatch.setenv("PONDER_CACHE_DIR", str(tmp_path / "cache"))
+    weights = ProbeWeights(np.zeros(16, np.float32), np.ones(16, np.float32),
+                           ((np.zeros((16, 1), np.float32), np.zeros(1, np.float32)),))
+    for layer in (2, 4):
+        write_probe(ProbeFile(ModelIdentity("tiny", "0" * 16), layer, "step-end", weights,
+                              {"command": "test"}), tmp_path / f"probe-{layer}.json")
+        main(["prepare-model", "--model", str(whole),
+              "--probe", str(tmp_path / f"probe-{layer}.json")])
+        printed = Path(capsys.readouterr().out.strip())
+        if layer == 4:  # the last layer: the model itself
+            assert printed == whole
+        else:
+            assert printed.parent == tmp_path / "cache" / "probe-models"
+            assert json.loads((printed / "config.json").read_text())["num_hidden_layers"] == 2
