@@ -126,7 +126,10 @@ def _fit_probe(args: argparse.Namespace, questions: list[Question], records: Rec
         raise SystemExit("ponder calibrate --probe reads hidden states from the model's own "
                          f"files; give --model a local model directory ({model_dir} is not)")
     run = run_name(args.probe_samples)
-    rows = [records.done[q.key, run] for q in questions if (q.key, run) in records.done]
+    # Grouped by the source as --data names it now: a record made under a
+    # smaller count of the same generated set is one of its questions.
+    rows = [{**records.done[q.key, run], "source": q.source} for q in questions
+            if (q.key, run) in records.done]
     delimiter = (EMBEDDED_STEP_DELIMITER if args.model is None or is_embedded_model(args.model)
                  else STEP_DELIMITER)
     command = (f"ponder calibrate{' --probe-only' if args.probe_only else ' --probe'} --data "

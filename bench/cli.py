@@ -119,7 +119,8 @@ def _accuracy(args: argparse.Namespace) -> None:
         report["fanout_throughput"] = compare_fanout(
             model_dir, problems[: args.throughput_problems], 16, args.max_tokens, 0.7,
             args.concurrency, args.kv_cache_gb)
-    output = args.output or RESULTS / f"accuracy-{args.data.stem if args.data else args.level}.json"
+    output = _result_file(args.output, RESULTS,
+                          f"accuracy-{args.data.stem if args.data else args.level}.json")
     _write_report(report, output, f"{label}: accuracy vs generated tokens")
     if args.throughput:
         fan = report["fanout_throughput"]
@@ -155,8 +156,16 @@ def _peers(args: argparse.Namespace) -> None:
                               "max_tokens": args.max_tokens, "runs": summaries}
     if args.paired:
         report["paired"] = _pairs(summaries, args.paired)
-    output = args.output or RESULTS / "peers" / f"peers-{args.level}.json"
+    output = _result_file(args.output, RESULTS / "peers", f"peers-{args.level}.json")
     _write_report(report, output, f"{report['problems']}: ponder vs its-hub")
+
+
+def _result_file(output: Path | None, folder: Path, name: str) -> Path:
+    """``--output`` as given; one without a suffix is a folder, which gets
+    the file by its usual name (``--output bench/results/cheaper/short``)."""
+    if output is None:
+        return folder / name
+    return output / name if not output.suffix else output
 
 
 def _write_report(report: dict[str, Any], output: Path, title: str) -> None:

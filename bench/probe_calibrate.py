@@ -89,6 +89,21 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     return None if value is None else round(value, 3)
 
 
+def within_question_auc(scores: np.ndarray, steps: StepRows, mask: np.ndarray
+                        ) -> dict[str, Any]:
+    """The ROC-AUC among one question's samples (their last steps), averaged
+    over the questions that have right and wrong samples: what best-of-N
+    needs. A pooled AUC also rewards telling easy questions from hard ones,
+    which ranks no candidate of one question above another."""
+    aucs = []
+    for question in np.unique(steps.question[mask]):
+        inside = mask & steps.last & (steps.question == question)
+        value = roc_auc(scores[inside], steps.label[inside])
+        if value is not None:
+            aucs.append(value)
+    return {"auc": round(float(np.mean(aucs)), 3) if aucs else None, "questions": len(aucs)}
+
+
 def _by_depth(scores: np.ndarray, steps: StepRows, mask: np.ndarray) -> dict[str, Any]:
     table = {}
     for depth in DEPTHS:
@@ -163,7 +178,8 @@ def fit_and_report(rows: Sequence[dict[str, Any]], model_dir: Path, model: Model
                                 "l2": logistic[layer].l2,
                                 "validation_log_loss":
                                     round(logistic[layer].validation_log_loss, 4),
-                                "by_depth": _by_depth(scores, steps, held)}
+                                "by_depth": _by_depth(scores, steps, held),
+                                "within_question": within_question_auc(scores, steps, held)}
     served_layer = served_layer_of(logistic)
     x = steps.features[served_layer]
     # The kind, like the layer, is chosen on the training questions alone.
@@ -217,7 +233,8 @@ def fit_and_report(rows: Sequence[dict[str, Any]], model_dir: Path, model: Model
         "served": {"layer": served_layer, "kind": kind, "kinds": kinds},
         "auc_by_layer": by_layer,
         "step_checker": {"auc": _auc(checker[held], steps.label[held]),
-                         "by_depth": _by_depth(checker, steps, held)},
+                         "by_depth": _by_depth(checker, steps, held),
+                         "within_question": within_question_auc(checker, steps, held)},
         "calibration": {"ece": round(ece, 4), "bins": bins},
         "combined+probe weights": {"bias": round(combined_probe.bias, 4),
                                    **{n: round(w, 4) for n, w in zip(combined_probe.names,
@@ -231,13 +248,13 @@ def fit_and_report(rows: Sequence[dict[str, Any]], model_dir: Path, model: Model
 def print_report(report: dict[str, Any]) -> None:
     print(f"held out: {report['held_out_questions']} questions, {report['held_out_steps']} "
           f"steps ({report['right_share_held_out_steps']:.0%} of them on right lines)")
-    print(f"{'layer':>6}{'AUC':>8}{'depth 1':>9}{'depth 2':>9}{'depth 3+':>10}{'last':>7}")
-    rows = [(name, entry["auc"], entry["by_depth"])
-            for name, entry in report["auc_by_layer"].items()]
-    rows.append(("checker", report["step_checker"]["auc"], report["step_checker"]["by_depth"]))
-    for name, auc, depth in rows:
-        cells = [depth[d]["auc"] for d in ("1", "2", "3+", "last")]
-        print(f"{name:>6}{auc!s:>8}" + "".join(f"{c!s:>9}" for c in cells))
+    print(f"{'layer':>6}{'AUC':>8}{'depth 1':>9}{'depth 2':>9}{'depth 3+':>10}{'last':>7}"
+          f"{'within a question':>19}")
+    rows = [*report["auc_by_layer"].items(), ("checker", report["step_checker"])]
+    for name, entry in rows:
+        cells = [entry["by_depth"][d]["auc"] for d in ("1", "2", "3+", "last")]
+        print(f"{name:>6}{entry['auc']!s:>8}" + "".join(f"{c!s:>9}" for c in cells)
+              + f"{entry['within_question']['auc']!s:>19}")
     served = report["served"]
     print(f"served: layer {served['layer']}, {served['kind']}; calibration error "
           f"{report['calibration']['ece']}")

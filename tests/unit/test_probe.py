@@ -305,3 +305,18 @@ def test_a_probe_for_another_model_is_left_out_unless_the_operator_named_it(
     assert _probe_for(setup, Settings(), other) is None
     with pytest.raises(ProbeFileError, match="not on the served model 'other'"):
         _probe_for(setup, Settings(probe=str(tmp_path / "probe.json")), other)
+
+
+def test_within_a_question_only_its_own_samples_are_ranked() -> None:
+    from ponder.bench.probe_calibrate import within_question_auc
+    from ponder.bench.probe_samples import StepRows
+
+    # Question 0 is easy (both right), 1 and 2 each one right, one wrong.
+    # The scores rank the easy question first, and within 1 and 2 the wrong
+    # sample above the right one: a pooled AUC is high, within it is 0.
+    steps = StepRows(question=np.array([0, 0, 1, 1, 2, 2]), sample=np.array([0, 1] * 3),
+                     depth=np.ones(6, int), last=np.ones(6, bool),
+                     label=np.array([True, True, True, False, True, False]), features={})
+    scores = np.array([0.9, 0.9, 0.4, 0.5, 0.3, 0.35])
+    assert roc_auc(scores, steps.label) > 0.5
+    assert within_question_auc(scores, steps, np.ones(6, bool)) == {"auc": 0.0, "questions": 2}
