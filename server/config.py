@@ -192,9 +192,10 @@ class Settings(BaseSettings):
     )
     probe_url: str | None = Field(
         None,
-        description="A vLLM server started with the pooling runner on the served model "
-        "(`--runner pooling --convert embed`), where the probe reads hidden states instead "
-        "of a second in-process engine; needed with --engine remote.",
+        description="A vLLM server started with the pooling runner on the model "
+        "`ponder prepare-model --probe FILE` prints (the served model, cut after the probe's "
+        "layer; `--runner pooling --convert embed`), where the probe reads hidden states "
+        "instead of a second in-process engine; needed with --engine remote.",
     )
     api_key: SecretStr | None = Field(
         None, description="When set, every /v1 route needs `Authorization: Bearer KEY`."

@@ -49,10 +49,14 @@ def test_every_result_file_is_shown_superseded_or_kept_as_data() -> None:
 
 
 def test_a_figure_appears_once_on_the_page() -> None:
-    seen: dict[tuple[str, str, int], str] = {}
+    """A measurement is shown in one table. The same run on other problems
+    (another seed, in another section) is another measurement: its answers
+    question by question differ."""
+    seen: dict[tuple[str, str, int, str], str] = {}
     for section in load_sections(ROOT, load_manifest(ROOT)):
         for row in section.rendered.rows:
-            figure = (row["run"], json.dumps(row["strategy"], sort_keys=True), row["problems"])
+            figure = (row["run"], json.dumps(row["strategy"], sort_keys=True), row["problems"],
+                      json.dumps(row.get("correct_by_problem"), sort_keys=True))
             assert figure not in seen, f"{row['run']} is shown in {seen.get(figure)} and {section.id}"
             seen[figure] = section.id
 
