@@ -84,6 +84,11 @@ class SampleScheduler:
     def _grant(self) -> None:
         while self._waiting:
             waiter = min(self._waiting, key=lambda w: (w.ticket.running, w.ticket.order))
+            if waiter.granted.cancelled():
+                # Its task was cancelled and has not run since to leave the
+                # queue: granting it would hold slots no one ever releases.
+                self._waiting.remove(waiter)
+                continue
             if not self._fits(waiter):
                 return
             self._waiting.remove(waiter)

@@ -78,6 +78,26 @@ async def test_a_cancelled_wait_takes_no_slot() -> None:
     assert scheduler.running == 0 and ticket.running == 0
 
 
+async def test_a_wait_cancelled_as_a_slot_frees_takes_no_slot() -> None:
+    """The slot frees before the cancelled task runs again to leave the
+    queue (short-m@k and pruning cancel waiting samples as others end):
+    nothing is granted to it, so no slot is held forever, and the request
+    that freed the slot ends cleanly."""
+    scheduler = SampleScheduler(capacity=1, chunk=1)
+    ticket = Ticket()
+    release = asyncio.Event()
+    holding = asyncio.create_task(_hold(scheduler, ticket, 1, until=release))
+    await _settle()
+    waiting = asyncio.create_task(_hold(scheduler, ticket, 1))
+    await _settle()
+    assert scheduler.waiting == 1
+    release.set()  # the holder wakes first...
+    waiting.cancel()  # ...and the waiter is cancelled before it runs again
+    ended = await asyncio.gather(holding, waiting, return_exceptions=True)
+    assert ended[0] is None and isinstance(ended[1], asyncio.CancelledError)
+    assert scheduler.running == 0 and ticket.running == 0 and scheduler.waiting == 0
+
+
 async def _hold(scheduler: SampleScheduler, ticket: Ticket, size: int,
                 order: list[str] | None = None, name: str = "",
                 until: asyncio.Event | None = None) -> None:
