@@ -100,6 +100,7 @@ def default_runs(ns: Sequence[int] = (1, 2, 4, 8, 16),
     runs += effort_runs()
     runs += scaling_runs()
     runs += cheaper_runs()
+    runs += probe_runs()
     return runs
 
 
@@ -171,6 +172,15 @@ def scaling_runs(ns: Sequence[int] = SCALING_NS) -> list[RunSpec]:
     return [RunSpec(f"scale-{label}@{n}", {"name": name, **(STRATEGIES[name].config.sized(n) or {})},
                     SAMPLE_TEMPERATURE)
             for n in ns for name, label in short.items()]
+
+
+def probe_runs(ns: Sequence[int] = (8, 16)) -> list[RunSpec]:
+    """best_of_n and particle filtering weighted by the hidden-state probe
+    (the server's own, ``prm: "probe"``), to set beside the scaling runs of
+    the same size, which use the server's default PRM."""
+    return [RunSpec(f"probe-{label}@{n}", {"name": name, **(STRATEGIES[name].config.sized(n) or {}),
+                                           "prm": "probe"}, SAMPLE_TEMPERATURE)
+            for n in ns for name, label in (("best_of_n", "bon"), ("particle_filtering", "pf"))]
 
 
 DEEPCONF: dict[str, dict[str, Any]] = {

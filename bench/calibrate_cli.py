@@ -102,14 +102,29 @@ def _calibrate(args: argparse.Namespace) -> None:
     if not args.probe_only:
         _fit_policy(args, questions, grid, records, seconds, probe_file)
     elif probe_file is not None and args.output.exists():
-        _name_probe(args.output, probe_file)
+        policy = json.loads(args.output.read_text())
+        _weigh_probe(policy, probe_file)
+        args.output.write_text(json.dumps(policy, indent=2) + "\n")
 
 
-def _name_probe(policy_path: Path, probe_file: Path) -> None:
-    """The policy at ``policy_path`` names the probe fit beside it."""
-    policy = json.loads(policy_path.read_text())
+def _weigh_probe(policy: dict[str, Any], probe_file: Path) -> None:
+    """The policy names the probe fit beside it, and its combined verifier
+    (what ``auto``'s best-of-N and searches score with) takes the probe in
+    with the weights the probe's fit found, only if that picked better on
+    the probe's held-out questions: never worse on any of their sources, and
+    better on one (each a paired difference's 95% interval). Either way the
+    policy's report says what was measured."""
+    report = json.loads(probe_file.read_text())["report"]
+    gains = {source: pairs["combined+probe - combined"]
+             for source, pairs in report["paired"].items()}
+    adopted = (all(g["ci95"][0] >= 0 for g in gains.values())
+               and any(g["ci95"][0] > 0 for g in gains.values()))
     policy[PROBE_KEY] = probe_file.name
-    policy_path.write_text(json.dumps(policy, indent=2) + "\n")
+    if adopted:
+        policy["verifiers"]["combined"] = report["combined+probe weights"]
+    policy.setdefault("report", {})["probe_in_combined"] = {
+        "adopted": adopted, "best_of_n": report["samples"],
+        "combined+probe - combined": gains}
 
 
 def _fit_probe(args: argparse.Namespace, questions: list[Question], records: Records,
@@ -173,12 +188,23 @@ def _fit_policy(args: argparse.Namespace, questions: list[Question], grid: list[
               "table": table, "by_source": by_source}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     policy = _policy_file(result, report)
+    probe_file = probe_file or _probe_named(args.output)
     if probe_file is not None:
-        policy[PROBE_KEY] = probe_file.name
+        _weigh_probe(policy, probe_file)
     args.output.write_text(json.dumps(policy, indent=2) + "\n")
     print_table(table)
     plot_policy(json.loads(args.output.read_text()), args.output.with_suffix(".png"))
     print(f"wrote {args.output} and {args.output.with_suffix('.png')}")
+
+
+def _probe_named(policy_path: Path) -> Path | None:
+    """The probe the policy being replaced names, kept when this run fits
+    none (``--no-probe``): a policy refit does not drop its probe."""
+    if not policy_path.exists():
+        return None
+    name = json.loads(policy_path.read_text()).get(PROBE_KEY)
+    found = policy_path.with_name(name) if name else None
+    return found if found is not None and found.exists() else None
 
 
 def served_model(base_url: str, api_key: str | None) -> ModelIdentity:

@@ -62,7 +62,10 @@ class Choosable:
     afresh."""
 
     def reuses(self, options: Sequence[tuple[str, str]]) -> bool:
-        return self.reuses_probe and not self.draws_anew_with & {key for key, _ in options}
+        return self.reuses_probe and not self.stops_early(options)
+
+    def stops_early(self, options: Sequence[tuple[str, str]]) -> bool:
+        return bool(self.draws_anew_with & {key for key, _ in options})
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,12 @@ class Choice:
     reuses_probe: bool = False
     """It draws whole samples as the probe does, so the probe's samples
     count as its first ones (and cost nothing more)."""
+    stops_early: bool = False
+    """It stops samples before they end (the first to finish win, the worst
+    are pruned, a chain exits once sure), so the samples it starts say
+    little of what it spends: it costs what calibration measured, in whole
+    samples' worth of tokens, and the budget a policy files it under is
+    that measurement (a pruned best-of-32 may be the choice at 16)."""
 
     def cost(self, probe_size: int) -> int:
         """Samples a run costs after a probe of ``probe_size``."""
@@ -110,7 +119,8 @@ def parse_choice(text: str, choosable: Mapping[str, Choosable]) -> Choice:
     keys = [key for key, _ in options]
     if len(set(keys)) < len(keys):
         raise ValueError(f"{text!r} names an option twice")
-    return Choice(strategy, int(match["size"]), options, choosable[strategy].reuses(options))
+    return Choice(strategy, int(match["size"]), options, choosable[strategy].reuses(options),
+                  choosable[strategy].stops_early(options))
 
 
 @dataclass(frozen=True)
@@ -123,9 +133,10 @@ class Bin:
     def choice_within(self, budget: int, probe_size: int) -> Choice | None:
         """The choice made for the largest budget that ``budget`` covers and
         whose cost after the probe fits in it (None when none does: then
-        only the probe fits)."""
+        only the probe fits). A choice that stops its samples early was
+        filed under the budget its measured cost fits."""
         fitting = [b for b, choice in self.choices.items()
-                   if b <= budget and choice.cost(probe_size) <= budget]
+                   if b <= budget and (choice.stops_early or choice.cost(probe_size) <= budget)]
         return self.choices[max(fitting)] if fitting else None
 
 

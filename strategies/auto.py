@@ -46,7 +46,9 @@ NEUTRAL_RULE = "the model-neutral rule (no policy fit for the served model)"
 class Config(SolutionsConfig):
     name: Literal["auto"] = "auto"
     n: int = Field(16, ge=1, le=256, description="The most compute to spend, in samples: the "
-                   "probe's and the chosen strategy's together.")
+                   "probe's and the chosen strategy's together. A choice that stops samples "
+                   "early (short-m@k, pruning) counts the samples' worth of tokens calibration "
+                   "measured it to spend, not the samples it starts.")
     prm: str = Field("combined", description="The verifier the probe scores with, and a "
                      "best-of-N that reuses the probe's samples.")
     prompt: Literal["cot", "direct"] = Field(

@@ -170,6 +170,67 @@ def test_a_cheaper_choice_is_measured_and_can_be_picked() -> None:
     assert short in table
 
 
+def test_a_choice_that_stops_early_is_filed_under_the_budget_its_tokens_fit() -> None:
+    """A pruned best-of-32 that is always right and spends eight samples'
+    worth of tokens (twelve with the probe's) is the choice at 16, though
+    it starts 32 samples; at 8 it does not fit."""
+    pruned = "best_of_n@32?prune_every=16"
+    records = _records()
+    for (key, run), row in list(records.items()):
+        if run == SAMPLES:
+            worth = 8 * sum(s["tokens"] for s in row["samples"]) // len(row["samples"])
+            records[key, pruned] = {"key": key, "run": pruned, "correct": True, "tokens": worth}
+    train, held_out = split(questions_from(records), 0.7, seed=0)
+    result = fit(train, [*GRID, pruned], "test", MODEL)
+    hard = result.policy.bins[-1]
+    assert str(hard.choices[16]) == pruned and str(hard.choices[8]) != pruned
+    policy = parse_policy(_policy_file(result, {}), "test", policy_strategies())
+    choice = policy.bins[-1].choice_within(16, probe_size=4)
+    assert choice is not None and choice.stops_early and str(choice) == pruned
+    table = {row["run"]: row for row in held_out_report(held_out, [*GRID, pruned], result)}
+    assert table["auto@16"]["accuracy"] > table["best_of_n@16"]["accuracy"]
+
+
+@pytest.mark.parametrize(("intervals", "adopted"), [
+    ({"one-op": [-0.15, -0.01], "two-op": [-0.08, 0.04]}, False),  # the shipped probe's
+    ({"one-op": [-0.02, 0.06], "two-op": [0.01, 0.09]}, False),
+    ({"one-op": [0.0, 0.06], "two-op": [0.01, 0.09]}, True),
+])
+def test_the_combined_verifier_takes_the_probe_in_only_where_it_picked_better(
+    tmp_path: Path, intervals: dict[str, list[float]], adopted: bool,
+) -> None:
+    from ponder.bench.calibrate_cli import _weigh_probe
+    from ponder.prm.probe_file import PROBE_KEY
+
+    with_probe = {"bias": -3.0, "step-checker": 2.0, "probe": 7.0}
+    probe_file = tmp_path / "policy-probe.json"
+    probe_file.write_text(json.dumps({"report": {
+        "samples": 8, "combined+probe weights": with_probe,
+        "paired": {source: {"combined+probe - combined": {"difference": sum(ci) / 2, "ci95": ci,
+                                                           "questions": 60}}
+                   for source, ci in intervals.items()}}}))
+    train, held_out = split(questions_from(_records()), 0.7, seed=0)
+    policy = _policy_file(fit(train, GRID, "test", MODEL), {})
+    without = dict(policy["verifiers"]["combined"])
+    _weigh_probe(policy, probe_file)
+    assert policy[PROBE_KEY] == "policy-probe.json"
+    assert policy["verifiers"]["combined"] == (with_probe if adopted else without)
+    assert policy["report"]["probe_in_combined"]["adopted"] is adopted
+    parse_policy(policy, "test", policy_strategies())
+
+
+def test_a_policy_refit_without_a_probe_keeps_the_one_it_named(tmp_path: Path) -> None:
+    from ponder.bench.calibrate_cli import _probe_named
+    from ponder.prm.probe_file import PROBE_KEY
+
+    policy = tmp_path / "policy.json"
+    assert _probe_named(policy) is None
+    policy.write_text(json.dumps({PROBE_KEY: "policy-probe.json"}))
+    assert _probe_named(policy) is None  # named, but not there
+    (tmp_path / "policy-probe.json").write_text("{}")
+    assert _probe_named(policy) == tmp_path / "policy-probe.json"
+
+
 def test_the_report_prints_a_policy_and_plots_it(tmp_path: Path, capsys) -> None:
     from ponder.server.cli import main
 

@@ -71,9 +71,12 @@ def test_a_policy_may_choose_the_cheaper_strategies() -> None:
     policy = _policy(bins=[{"upper": 1.0, "choices": {
         "16": "self_consistency@16?first=4", "20": "best_of_n@16?prune_every=32"}}])
     assert policy.bins[0].choice_within(20, probe_size=4) == Choice(
-        "best_of_n", 16, (("prune_every", "32"),))
-    # short-m@k@16 draws 16 after the probe's 4: not within 16.
-    assert policy.bins[0].choice_within(16, probe_size=4) is None
+        "best_of_n", 16, (("prune_every", "32"),), stops_early=True)
+    # Each stops its samples early: the budget it is filed under is the one
+    # its measured tokens fit, not the 16 it starts after the probe's 4.
+    assert policy.bins[0].choice_within(16, probe_size=4) == Choice(
+        "self_consistency", 16, (("first", "4"),), stops_early=True)
+    assert policy.bins[0].choice_within(15, probe_size=4) is None
 
 
 def test_difficulty_bins_and_budgets() -> None:
