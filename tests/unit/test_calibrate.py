@@ -209,7 +209,7 @@ def test_the_combined_verifier_takes_the_probe_in_only_where_it_picked_better(
         "paired": {source: {"combined+probe - combined": {"difference": sum(ci) / 2, "ci95": ci,
                                                            "questions": 60}}
                    for source, ci in intervals.items()}}}))
-    train, held_out = split(questions_from(_records()), 0.7, seed=0)
+    train, _ = split(questions_from(_records()), 0.7, seed=0)
     policy = _policy_file(fit(train, GRID, "test", MODEL), {})
     without = dict(policy["verifiers"]["combined"])
     _weigh_probe(policy, probe_file)
