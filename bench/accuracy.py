@@ -114,7 +114,8 @@ def cheaper_runs() -> list[RunSpec]:
     """The same answer for less compute, each beside what it saves on, as a
     new user sends them (the server's PRM and prompt style): short-m@k
     beside self-consistency@16; speculative rejection at 16 beside
-    best-of-16, and at 32 where it spends about what best-of-16 does; cot
+    best-of-16, at 32 where it spends about what best-of-16 does, and at 4
+    and 8 as the lightest settings to set beside a peer's vote; cot
     with early exit beside cot, greedy on long step-by-step chains."""
     runs = [RunSpec("cheap-sc@16", {"name": "self_consistency", "n": 16}, SAMPLE_TEMPERATURE)]
     runs += [RunSpec(f"cheap-short-m{m}@16", {"name": "self_consistency", "n": 16, "first": m},
@@ -122,7 +123,7 @@ def cheaper_runs() -> list[RunSpec]:
     runs += [RunSpec("cheap-bon@16", {"name": "best_of_n", "n": 16}, SAMPLE_TEMPERATURE)]
     runs += [RunSpec(f"cheap-bon-pruned@{n}", {"name": "best_of_n", "n": n,
                                                "prune_every": PRUNE_EVERY}, SAMPLE_TEMPERATURE)
-             for n in (8, 16, 32)]
+             for n in (4, 8, 16, 32)]
     long = {"max_tokens": LONG_CHAIN_TOKENS}
     runs += [
         RunSpec("cheap-cot-long", {"name": "cot"}, 0.0, **long),  # type: ignore[arg-type]
