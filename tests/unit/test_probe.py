@@ -286,6 +286,22 @@ def test_a_probe_comes_with_the_policy_that_names_it(tmp_path: Path) -> None:
     assert Settings(policy=tmp_path / "mine.json", probe="none").probe_path is None
 
 
+def test_a_combined_verifier_that_weighs_the_probe_needs_it_served(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from ponder.prm.probe_file import PROBE_KEY
+    from ponder.server.config import SHIPPED_POLICY, Settings
+
+    policy = json.loads(SHIPPED_POLICY.read_text())
+    policy["verifiers"]["combined"] = {**policy["verifiers"]["combined"], "probe": 2.0}
+    features, labels, _, _ = synthetic(200, seed=11)
+    write_probe(_probe(features, labels, "logistic"), tmp_path / "mine-probe.json")
+    (tmp_path / "mine.json").write_text(json.dumps({**policy, PROBE_KEY: "mine-probe.json"}))
+    assert Settings(policy=tmp_path / "mine.json").probe_path == tmp_path / "mine-probe.json"
+    with pytest.raises(ValidationError, match="verifiers.combined.probe"):
+        Settings(policy=tmp_path / "mine.json", probe="none")
+
+
 def test_a_probe_for_another_model_is_left_out_unless_the_operator_named_it(
     tmp_path: Path,
 ) -> None:
