@@ -153,6 +153,11 @@ def test_a_grid_may_hold_the_cheaper_strategies_checked_before_any_run() -> None
         "name": "best_of_n", "n": 16, "prune_every": 32, "prune_keep": 0.5}
     with pytest.raises(ValueError, match="first"):
         grid_runs(["self_consistency@4?first=8"])
+    # The hidden-state probe as the verifier of a choice that reuses the
+    # probe's samples, or as a search's weights.
+    probed = grid_runs(["best_of_n@8?prm=probe", "particle_filtering@16?prm=probe"])
+    assert [request_body("m", question, run, 3, 160)["strategy"]["prm"] for run in probed] == [
+        "probe", "probe"]
 
 
 def test_a_cheaper_choice_is_measured_and_can_be_picked() -> None:
