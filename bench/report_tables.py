@@ -9,6 +9,7 @@ number in a sentence comes from the same file as the table beside it.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,17 +123,23 @@ def render_accuracy(sources: Sequence[Source], columns: Sequence[str] | None) ->
 
 
 def paired_facts(source: Source) -> dict[str, str]:
-    """A file's paired comparisons (``--paired NEW:OLD``), quotable by the
-    new run's name: ``{NEW.difference}`` (in points, with its 95% interval),
-    ``{NEW.tokens_ratio}``, ``{NEW.wall_ratio}``."""
+    """A file's paired comparisons (``--paired NEW:OLD``), quotable as
+    ``{NEW-vs-OLD.difference}`` (in points, with its 95% interval),
+    ``{NEW-vs-OLD.tokens_ratio}`` and ``{NEW-vs-OLD.wall_ratio}``, and by the
+    new run's name alone (``{NEW.difference}``) where it is compared once."""
     pairs = source.data.get("paired", []) if isinstance(source.data, dict) else []
+    compared = Counter(pair["new"] for pair in pairs)
     facts = {}
     for pair in pairs:
         low, high = (100 * bound for bound in pair["ci95"])
-        facts[f"{pair['new']}.difference"] = (f"{100 * pair['difference']:+.1f} points "
-                                              f"(95% CI {low:+.1f} to {high:+.1f})")
-        facts[f"{pair['new']}.tokens_ratio"] = ratio(pair["tokens_ratio"])
-        facts[f"{pair['new']}.wall_ratio"] = ratio(pair["wall_ratio"])
+        values = {"difference": f"{100 * pair['difference']:+.1f} points "
+                                f"(95% CI {low:+.1f} to {high:+.1f})",
+                  "tokens_ratio": ratio(pair["tokens_ratio"]),
+                  "wall_ratio": ratio(pair["wall_ratio"])}
+        names = [f"{pair['new']}-vs-{pair['old']}"]
+        if compared[pair["new"]] == 1:
+            names.append(pair["new"])
+        facts.update({f"{name}.{key}": value for name in names for key, value in values.items()})
     return facts
 
 
