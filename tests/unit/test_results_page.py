@@ -107,6 +107,10 @@ def test_paired_comparisons_are_quotable_and_a_frontier_is_drawn_from_shown_runs
     sections = load_sections(ROOT, load_manifest(ROOT))
     assert fill("{cheaper:cheap-short-m4@16.difference}", sections).endswith(")")
     assert fill("{cheaper:cheap-bon-pruned@16.tokens_ratio}", sections).endswith("x")
+    # A run compared twice is quoted by both names; by its own it is ambiguous.
+    assert fill("{probe-search:probe-pf@16-vs-scale-pf@16.difference}", sections).endswith(")")
+    with pytest.raises(ValueError, match="no result gives"):
+        fill("{probe-search:probe-pf@16.difference}", sections)
     # A policy's choice is quoted with its options.
     assert fill("{calibration:best_of_n@16?prune_every=16.accuracy}", sections).endswith("%")
     manifest = load_manifest(ROOT)
