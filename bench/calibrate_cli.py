@@ -200,11 +200,10 @@ def _fit_policy(args: argparse.Namespace, questions: list[Question], grid: list[
 def _probe_named(policy_path: Path) -> Path | None:
     """The probe the policy being replaced names, kept when this run fits
     none (``--no-probe``): a policy refit does not drop its probe."""
-    if not policy_path.exists():
-        return None
-    name = json.loads(policy_path.read_text()).get(PROBE_KEY)
-    found = policy_path.with_name(name) if name else None
-    return found if found is not None and found.exists() else None
+    from ponder.server.config import probe_named_by
+
+    named = probe_named_by(policy_path)
+    return named if named is not None and named.exists() else None
 
 
 def served_model(base_url: str, api_key: str | None) -> ModelIdentity:

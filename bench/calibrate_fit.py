@@ -218,8 +218,7 @@ def fit(train: Sequence[Question], grid: Sequence[str], source: str,
     for budget in BUDGETS:
         # Only what auto would run at this budget: its size, and the probe's,
         # fit; a choice that stops samples early fits by what it spent.
-        fitting = {b: [m for m in measured if by_name[m.strategy].stops_early
-                       or by_name[m.strategy].cost(PROBE) <= budget]
+        fitting = {b: [m for m in measured if by_name[m.strategy].fits(budget, PROBE)]
                    for b, measured in in_samples.items()}
         chosen = choose_per_bin(fitting, budget * SLACK, fallback=f"self_consistency@{PROBE}")
         for b, pick in chosen.items():

@@ -91,6 +91,12 @@ class Choice:
         """Samples a run costs after a probe of ``probe_size``."""
         return self.size if self.reuses_probe else self.size + probe_size
 
+    def fits(self, budget: int, probe_size: int) -> bool:
+        """Whether it may run at ``budget`` after the probe: by its cost in
+        samples, or, for one that stops early, by the measured tokens that
+        placed it (the caller's to check)."""
+        return self.stops_early or self.cost(probe_size) <= budget
+
     def __str__(self) -> str:
         options = "&".join(f"{key}={value}" for key, value in self.options)
         return f"{self.strategy}@{self.size}" + (f"?{options}" if options else "")
@@ -136,7 +142,7 @@ class Bin:
         only the probe fits). A choice that stops its samples early was
         filed under the budget its measured cost fits."""
         fitting = [b for b, choice in self.choices.items()
-                   if b <= budget and (choice.stops_early or choice.cost(probe_size) <= budget)]
+                   if b <= budget and choice.fits(budget, probe_size)]
         return self.choices[max(fitting)] if fitting else None
 
 
