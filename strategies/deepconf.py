@@ -67,7 +67,10 @@ class Online:
     samples: list[Sample]
     bar: float
     stopped: list[int] = field(default_factory=list)
-    """Samples stopped for low confidence."""
+    """Samples stopped in the engine for low confidence."""
+    finished_below_bar: list[int] = field(default_factory=list)
+    """Samples whose confidence fell below the bar on the delta that ended
+    them: not stopped, and not voting."""
     consensus_reached: bool = False
 
 
@@ -98,6 +101,12 @@ async def sample_online(
             if index in run.stopped or run.consensus_reached:
                 continue  # tokens it made before it was stopped: counted, not judged
             if any(group.add(token_confidence(t)) < bar for t in delta.logprobs or ()):
+                if sample is not None:
+                    # It fell below the bar on its last token: nothing is left to stop,
+                    # and like a weak warm-up sample it does not vote.
+                    run.finished_below_bar.append(index)
+                    await report(f"Sample {index + 1} finished below the bar: no vote.\n")
+                    continue
                 traces.stop(index)
                 run.stopped.append(index)
                 await report(f"Sample {index + 1} stopped: its confidence fell below the bar.\n")

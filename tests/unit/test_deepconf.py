@@ -134,6 +134,23 @@ async def test_online_stops_a_sample_below_the_bar_in_the_generator() -> None:
     assert "stopped" in emitter.text("progress")
 
 
+async def test_a_sample_that_falls_below_the_bar_on_its_last_token_ends_unstopped_and_unvoted(
+) -> None:
+    # Stopping it would stop nothing: the engine already ended it. It is not
+    # counted as stopped, and, like a weak warm-up sample, it does not vote.
+    late = "The answer is 6."
+    gen = _by_seed("So the answer is 5.", "So the answer is 6.", late, "The answer is 7.")
+    gen.top_logprobs = {"So the answer is 5.": -10.0, "So the answer is 6.": -8.0,
+                        late: [-10.0, -10.0, -10.0, -10.0, -1.0], "The answer is 7.": -10.0}
+    emitter = RecordingEmitter()
+    result = await execute(_task(), gen, self_consistency.Config(
+        n=4, prompt="direct", online=True, warmup=2, keep=0.5, window=2), emitter)
+    assert result.candidates[2].finish_reason == "stop"
+    assert result.details()["stopped_low_confidence"] == 0
+    assert result.votes == {"5": 1, "7": 1}
+    assert "finished below the bar" in emitter.text("progress")
+
+
 async def test_online_ends_sampling_once_the_consensus_is_reached() -> None:
     short, long = "The answer is 5.", "Let me think about this for a long while; it is 5."
     gen = _by_seed(short, short, short, long, long, long)
