@@ -66,11 +66,15 @@ class Online:
 
     samples: list[Sample]
     bar: float
-    stopped: list[int] = field(default_factory=list)
-    """Samples stopped in the engine for low confidence."""
-    finished_below_bar: list[int] = field(default_factory=list)
-    """Samples whose confidence fell below the bar on the delta that ended
-    them: not stopped, and not voting."""
+    below_bar: list[int] = field(default_factory=list)
+    """Samples whose confidence fell below the bar: none of them votes."""
+
+    @property
+    def stopped(self) -> list[int]:
+        """The samples below the bar that the engine had not finished when
+        they were stopped; a sample can end on its own on the very delta that
+        falls below the bar, or before its stop reaches the engine."""
+        return [i for i in self.below_bar if self.samples[i].finish_reason == "abort"]
     consensus_reached: bool = False
 
 
@@ -98,18 +102,16 @@ async def sample_online(
             index = delta.index
             sample = collected.add(delta)
             group = groups[index]
-            if index in run.stopped or run.consensus_reached:
+            if index in run.below_bar or run.consensus_reached:
                 continue  # tokens it made before it was stopped: counted, not judged
             if any(group.add(token_confidence(t)) < bar for t in delta.logprobs or ()):
-                if sample is not None:
-                    # It fell below the bar on its last token: nothing is left to stop,
-                    # and like a weak warm-up sample it does not vote.
-                    run.finished_below_bar.append(index)
-                    await report(f"Sample {index + 1} finished below the bar: no vote.\n")
-                    continue
-                traces.stop(index)
-                run.stopped.append(index)
-                await report(f"Sample {index + 1} stopped: its confidence fell below the bar.\n")
+                run.below_bar.append(index)  # like a weak warm-up sample, it does not vote
+                if sample is None:
+                    traces.stop(index)
+                    await report(f"Sample {index + 1} stopped: its confidence fell below "
+                                 "the bar.\n")
+                else:
+                    await report(f"Sample {index + 1} ended below the bar: no vote.\n")
             elif sample is not None:
                 answer = await answer_of(index, sample)
                 await _cast(book, index, answer, vote.weight(sample))

@@ -148,7 +148,23 @@ async def test_a_sample_that_falls_below_the_bar_on_its_last_token_ends_unstoppe
     assert result.candidates[2].finish_reason == "stop"
     assert result.details()["stopped_low_confidence"] == 0
     assert result.votes == {"5": 1, "7": 1}
-    assert "finished below the bar" in emitter.text("progress")
+    assert "ended below the bar" in emitter.text("progress")
+
+
+async def test_a_sample_the_engine_finished_before_its_stop_arrived_is_not_counted_stopped(
+) -> None:
+    # With no pause between steps the engine has made every delta before the
+    # vote reads the one that falls below the bar: the stop comes too late.
+    weak = "Well, maybe it could be that the answer is 5 or 6 or 8 or 9."
+    gen = _by_seed(ONLINE[0], ONLINE[1], weak)
+    gen.step_seconds = 0
+    gen.top_logprobs = {ONLINE[0]: -10.0, ONLINE[1]: -8.0, weak: [-10.0, -10.0, -3.0]}
+    result = await execute(_task(), gen, self_consistency.Config(
+        n=3, prompt="direct", online=True, warmup=2, keep=0.5, window=2))
+    assert result.candidates[2].finish_reason == "stop"
+    assert result.candidates[2].tokens == len(tokenize(weak))
+    assert result.details()["stopped_low_confidence"] == 0
+    assert result.votes == {"5": 1}
 
 
 async def test_online_ends_sampling_once_the_consensus_is_reached() -> None:
