@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,10 +53,33 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM's default ends Python at once, without running ``finally``:
+    the servers, each in a session of its own, would be left running (a
+    vLLM server still starting keeps its port and its memory). Raising
+    SystemExit instead unwinds the benchmark, which stops each of them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def unwind(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def launched(name: str, command: list[str], port: int, model: str,
              env: dict[str, str] | None = None, timeout: float = 600) -> Iterator[RunningServer]:
-    """Run ``command`` until its /health answers 200; stop it on exit."""
-    with tempfile.TemporaryDirectory() as folder, (Path(folder) / "server.log").open("w+b") as log:
+    """Run ``command`` until its /health answers 200; stop it on exit, a
+    SIGTERM to the benchmark included."""
+    with _sigterm_unwinds(), tempfile.TemporaryDirectory() as folder, \
+            (Path(folder) / "server.log").open("w+b") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, **(env or {})},
