@@ -18,8 +18,8 @@ scorer is told the scores of the steps it already scored
 from __future__ import annotations
 
 import math
-from statistics import fmean
 from dataclasses import dataclass, field, replace
+from statistics import fmean
 
 from ponder.core.aggregate import Aggregate, aggregate
 from ponder.core.generation import Generator, Prompt, Sample, SampleCollector, Sampling
@@ -81,7 +81,7 @@ async def sample_pruned(
         for index in ids:
             tokens, chars = progress[index].cut(at)
             partial = collected.sample(index)
-            text = partial.text[:chars]
+            text = partial.text[:settled_end(partial.text, chars)]
             so_far = (partial.logprobs or [])[:tokens]
             confidence[index] = fmean(t.logprob for t in so_far) if so_far else -math.inf
             whole.append(_whole_steps(text, steps))
@@ -123,6 +123,29 @@ async def sample_pruned(
                 at += pruning.every
     run.samples = [collected.sample(i) for i in range(n)]
     return run
+
+
+def settled_end(text: str, end: int) -> int:
+    """Where to cut ``text`` at ``end`` without splitting a number or word
+    the model may still be writing: "36" cut after its "3" reads to a
+    verifier as "12 * 3 = 3", a wrong claim, and a right sample would be
+    pruned for it. A trailing number or word counts once something closes
+    it, not when more text happens to have arrived, so what is scored does
+    not depend on timing; what is held back is scored at the next
+    checkpoint. Scripts written without spaces are not held back."""
+    start = end
+    while start > 0 and _may_go_on(text, start - 1):
+        start -= 1
+    return start
+
+
+def _may_go_on(text: str, at: int) -> bool:
+    """``text[at]``, the last character so far, may be part of a number or
+    word that the next token extends ("3" of "36", "3." of "3.5")."""
+    char = text[at]
+    if char.isdigit() or (char.isascii() and char.isalpha()):
+        return True
+    return char in ".," and at > 0 and text[at - 1].isdigit()
 
 
 def _whole_steps(text: str, steps: StepSpec) -> int:

@@ -29,10 +29,13 @@ from ponder.strategies.base import Emitter, StrategyConfig, StrategyResult, Task
 # A "token" is a run of newlines, or a word or punctuation mark with the
 # spaces before it (as a byte-level BPE tokenizer splits text).
 _TOKEN = re.compile(r"\n+|[^\S\n]*\w+|[^\S\n]*[^\w\s]|[^\S\n]+")
+_DIGIT_TOKEN = re.compile(r"\n+|[^\S\n]*(?:\d|[^\W\d]+)|[^\S\n]*[^\w\s]|[^\S\n]+")
 
 
-def tokenize(text: str) -> list[str]:
-    return _TOKEN.findall(text)
+def tokenize(text: str, digits: bool = False) -> list[str]:
+    """Word pieces; with ``digits``, a number is one token per digit, as
+    SmolLM2's and Llama's tokenizers write it."""
+    return (_DIGIT_TOKEN if digits else _TOKEN).findall(text)
 
 
 Script = Callable[[Prompt, int, Sampling], list[str]]
@@ -89,6 +92,8 @@ class ScriptedGenerator:
     """text -> the log-probability of every one of a token's k best
     alternatives (DeepConf's token confidence is minus it): one value for
     every token, or one per token (the last repeats)."""
+    digit_tokens: bool = False
+    """Numbers are written a digit per token (see ``tokenize``)."""
 
     @classmethod
     def of(cls, *texts: str) -> ScriptedGenerator:
@@ -116,7 +121,7 @@ class ScriptedGenerator:
         return [self._cut(text, sampling) for text in texts]
 
     def _cut(self, text: str, sampling: Sampling) -> Cut:
-        pieces = tokenize(text)
+        pieces = tokenize(text, self.digit_tokens)
         reason: StopReason = "eos"
         stop_string = None
         so_far = ""
@@ -136,7 +141,7 @@ class ScriptedGenerator:
         ids = list(range(len(self.vocabulary), len(self.vocabulary) + len(pieces)))
         self.vocabulary.extend(pieces)
         cumulative = self.logprobs.get(text)
-        per_token = cumulative / len(tokenize(text)) if cumulative is not None and text else None
+        per_token = cumulative / len(tokenize(text, self.digit_tokens)) if cumulative is not None and text else None
         top = self.top_logprobs.get(text)
         if isinstance(top, (int, float)):
             top = [float(top)]

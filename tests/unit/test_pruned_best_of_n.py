@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from ponder.core.generation import Prompt, Sampling
 from ponder.core.metering import Budget
-from ponder.strategies import best_of_n
+from ponder.prm.step_checker import StepChecker
+from ponder.strategies import best_of_n, pruning
 from ponder.strategies.base import Task, Verifiers
 from ponder.strategies.reasoning import NoReasoning
 
@@ -125,3 +126,32 @@ async def test_a_tie_keeps_the_more_confident_sample() -> None:
     result = await execute(_task(ScriptedPRM({})), gen, best_of_n.Config(n=2, prune_every=STEP))
     assert result.checkpoints[0]["pruned"] == [0]
     assert result.selected == 1
+
+
+@pytest.mark.parametrize(("text", "end", "settled"), [
+    ("12 * 3 = 36 apples", len("12 * 3 = 3"), "12 * 3 = "),  # the "3" of "36"
+    ("12 * 3 = 36 apples", len("12 * 3 = 36"), "12 * 3 = "),  # or "360": not yet closed
+    ("12 * 3 = 36 apples", len("12 * 3 = 36 "), "12 * 3 = 36 "),
+    ("It costs 3.5 dollars", len("It costs 3."), "It costs "),
+    ("12 * 3 = 36\n\nSo", len("12 * 3 = 36\n\n"), "12 * 3 = 36\n\n"),
+    ("(36)", 4, "(36)"),
+    ("36", 1, ""),
+    ("答案是三十六", 4, "答案是三"),  # written without spaces: nothing to wait for
+])
+def test_a_checkpoint_never_scores_a_number_cut_in_two(text: str, end: int, settled: str) -> None:
+    assert text[:pruning.settled_end(text, end)] == settled
+
+
+async def test_a_right_sample_cut_mid_number_is_not_pruned_for_it() -> None:
+    # At 6 tokens the right sample has written the "3" of "36": read as
+    # "4 * 9 = 3" the step checker would call it as wrong as the wrong one,
+    # and the tie would keep sample 0.
+    wrong, right = "4 * 9 = 4\nAnswer: 4", "So 4 * 9 = 36\nAnswer: 36"
+    gen = _engine(wrong, right)
+    gen.digit_tokens = True
+    task = Task(Prompt(messages=({"role": "user", "content": "What is 4 * 9?"},)),
+                Sampling(max_tokens=200, temperature=0.7, seed=0), NoReasoning(),
+                Verifiers.of("checker", checker=StepChecker()))
+    result = await execute(task, gen, best_of_n.Config(n=2, prune_every=6, prune_keep=0.5))
+    assert result.checkpoints[0]["pruned"] == [0]
+    assert result.answer == "36"
