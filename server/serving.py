@@ -170,6 +170,24 @@ class StrategyService:
         context.priority = run.samples  # lower runs first in the engine's queue
         return run
 
+    async def check_prompts(self, run: RequestRun) -> None:
+        """Render each prompt of ``run`` before a stream commits to its 200:
+        a prompt the model cannot take (too long, refused by the chat
+        template, no room left for the requested tokens) is then an HTTP
+        error however slowly a loaded machine renders it, not an error chunk
+        after the 200. The strategy renders its own prompt style again."""
+        cap = run.request.token_cap
+        for prompt in {id(task.prompt): task.prompt for task in run.tasks}.values():
+            rendered = await self.generator.render(prompt)
+            length = len(rendered.token_ids or ())
+            if cap is not None and length + cap > self.max_model_len:
+                raise InvalidRequest(
+                    f"{run.request.token_cap_param} is {cap}, but the prompt takes {length} of "
+                    f"this model's {self.max_model_len} context tokens, leaving "
+                    f"{self.max_model_len - length}.",
+                    param=run.request.token_cap_param,
+                )
+
     async def run_batch(
         self, run: RequestRun, batch: range, emitters: Sequence[Emitter] | None = None
     ) -> list[StrategyResult]:

@@ -31,8 +31,9 @@ from ponder.server.serving import RequestRun, StrategyService
 from ponder.strategies.base import StrategyResult, TreeNode
 
 # How long to wait for a run's first event before committing to a 200: a
-# request the engine refuses (prompt too long, say) fails within this time and
-# still gets a proper HTTP error instead of an error chunk.
+# request refused at once still gets a proper HTTP error instead of an error
+# chunk. Prompts are checked before this (``StrategyService.check_prompts``):
+# rendering a long one can take longer on a loaded machine.
 FIRST_EVENT_GRACE_S = 0.25
 
 

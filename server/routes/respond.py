@@ -50,6 +50,7 @@ async def respond(
     handed_to_stream = False
     try:
         if body.stream:
+            await service.check_prompts(run)
             stream = stream_type(service, run, shape)
             await stream.first_event()
             handed_to_stream = True  # from here the stream reports its own end

@@ -2,7 +2,7 @@
 with a scripted generator (so failures can be injected and requests held):
 PRM failures as 502/503/504, --request-timeout, draining and aborting,
 request ids, one log record per unexpected failure, and the optional key on
-/metrics and /docs. The real process's signals and engine death are in
+/metrics and /docs, a stream's prompt refused before its 200. The real process's signals and engine death are in
 test_lifecycle.py."""
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
 
-from ponder.core.generation import Generation, Prompt, SampleDelta, Sampling
+from ponder.core.generation import Generation, Prompt, RequestRejected, SampleDelta, Sampling
 from ponder.prm.remote import RemotePRM
 from ponder.server.streaming import FIRST_EVENT_GRACE_S
 from ponder.strategies.base import Verifiers
@@ -197,3 +198,35 @@ async def test_metrics_and_docs_are_open_unless_put_behind_the_key(secure: bool)
         assert (await client.get("/health")).status_code != 401  # always open
         schema = (await client.get("/openapi.json", headers={"Authorization": "Bearer k"})).json()
     assert "/v1/chat/completions" in schema["paths"]
+
+
+class SlowToRenderGenerator(ScriptedGenerator):
+    """Renders as a loaded machine renders a long prompt: past the stream's
+    grace for its first event, then refuses it as too long."""
+
+    async def render(self, prompt: Prompt) -> Prompt:
+        await asyncio.sleep(FIRST_EVENT_GRACE_S * 2)
+        raise RequestRejected("The prompt is 9000 tokens long.", param="messages")
+
+
+class LongPromptGenerator(ScriptedGenerator):
+    async def render(self, prompt: Prompt) -> Prompt:
+        return replace(prompt, token_ids=(1,) * 2000)  # of the app's 2048-token context
+
+
+@pytest.mark.parametrize("strategy", [None, {"name": "self_consistency", "n": 2}])
+async def test_a_stream_refuses_a_prompt_too_long_before_its_200_however_slow_the_render(
+    strategy: dict | None,
+) -> None:
+    body = {**BODY, "stream": True, **({"strategy": strategy} if strategy else {})}
+    async with asgi_client(asgi_app(SlowToRenderGenerator.of("4"))) as client:
+        error = _error(await client.post(CHAT, json=body), 400, None)
+    assert error["param"] == "messages"
+
+
+async def test_a_stream_refuses_a_token_cap_the_prompt_leaves_no_room_for() -> None:
+    async with asgi_client(asgi_app(LongPromptGenerator.of("4"))) as client:
+        error = _error(await client.post(CHAT, json={**BODY, "stream": True,
+                                                     "max_completion_tokens": 64}), 400, None)
+    assert error["param"] == "max_completion_tokens"
+    assert "leaving 48" in error["message"]
