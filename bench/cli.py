@@ -287,20 +287,6 @@ def _sizing(args: argparse.Namespace) -> None:
     print(f"wrote {args.output} (computed from KV-cache arithmetic, not measured)")
 
 
-def _prune_signal(args: argparse.Namespace) -> None:
-    from transformers import AutoTokenizer
-
-    from ponder.bench.provenance import write_result
-    from ponder.bench.prune_signal import load, measure, print_table
-    from ponder.server.embedded_model import embedded_model_dir
-
-    tokenizer = AutoTokenizer.from_pretrained(args.model or str(embedded_model_dir()))
-    rows = measure(load(args.records), tokenizer)
-    write_result(args.output, {"records": str(args.records), "rows": rows})
-    print_table(rows)
-    print(f"wrote {args.output}")
-
-
 def _plot(args: argparse.Namespace) -> None:
     import json
 
@@ -349,6 +335,7 @@ def _output_option(parser: argparse.ArgumentParser, default: Path | None, what: 
 
 
 def add_bench_commands(commands: Any) -> None:
+    from ponder.bench.prune_signal import add_prune_signal_command
     from ponder.bench.report import add_report_command
     from ponder.bench.sizing import SIZING
 
@@ -457,19 +444,6 @@ def add_bench_commands(commands: Any) -> None:
     _output_option(scale, RESULTS / "scale" / "scale.json", "")
     scale.set_defaults(handler=_recorded(_scale))
 
-    prune_signal = kinds.add_parser(
-        "prune-signal", help="offline, on judged samples with their texts: how well the step "
-        "checker tells right from wrong samples cut at 16..64 tokens, as pruning checkpoints "
-        "read them (no model runs).")
-    prune_signal.add_argument("--records", type=Path,
-                              default=RESULTS / "probe" / "records.jsonl",
-                              help="`ponder calibrate --probe-only --work` records "
-                              "(default: %(default)s)")
-    prune_signal.add_argument("--model", help="whose tokenizer cuts the samples "
-                              "(default: the embedded model)")
-    _output_option(prune_signal, RESULTS / "cheaper" / "prune-signal.json", "")
-    prune_signal.set_defaults(handler=_recorded(_prune_signal))
-
     gpu = kinds.add_parser(
         "gpu", help="the GPU smoke test: ponder on the GPU, the API contract, then ponder vs "
         "vLLM's own server on the same GPU (vllm bench serve, best-of-N@16); without a GPU it "
@@ -507,4 +481,5 @@ def add_bench_commands(commands: Any) -> None:
     _output_option(blocks, RESULTS / "blocks.json", "")
     blocks.set_defaults(handler=_recorded(_blocks))
 
+    add_prune_signal_command(kinds)
     add_report_command(kinds)

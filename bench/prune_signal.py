@@ -14,6 +14,7 @@ runs: the tokenizer cuts, the checker reads.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,3 +111,32 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
         print(f"{row['level']:8} {row['tokens']:>4} {row['right_flagged']:>14.0%} "
               f"{row['wrong_flagged']:>14.0%} {row['best_half_keeps_right']:>10.1%} "
               f"{row['random_half_keeps_right']:>12.1%} {row['pass_at_n']:>7.1%}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    from transformers import AutoTokenizer
+
+    from ponder.bench.provenance import write_result
+    from ponder.server.embedded_model import embedded_model_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model or str(embedded_model_dir()))
+    rows = measure(load(args.records), tokenizer)
+    write_result(args.output, {"records": str(args.records), "rows": rows})
+    print_table(rows)
+    print(f"wrote {args.output}")
+
+
+def add_prune_signal_command(kinds: Any) -> None:
+    command = kinds.add_parser(
+        "prune-signal", help="offline, on judged samples with their texts: how well the step "
+        "checker tells right from wrong samples cut at 16..64 tokens, as pruning checkpoints "
+        "read them (no model runs).")
+    command.add_argument("--records", type=Path, default=Path("bench/results/probe/records.jsonl"),
+                         help="`ponder calibrate --probe-only --work` records "
+                         "(default: %(default)s)")
+    command.add_argument("--model", help="whose tokenizer cuts the samples "
+                         "(default: the embedded model)")
+    command.add_argument("--output", type=Path,
+                         default=Path("bench/results/cheaper/prune-signal.json"),
+                         help="the JSON result file (default: %(default)s)")
+    command.set_defaults(handler=_run)
