@@ -8,8 +8,11 @@ Pruning pays only if the partial score tells right samples from wrong ones
 before they end. For each ``t`` this says how many of each the checker
 flags (scores below 1), and how often keeping the best half of a
 question's samples still keeps a right one, beside keeping a random half
-(both exact expectations: a tie at the cut is broken at random). No model
-runs: the tokenizer cuts, the checker reads.
+(both exact expectations: a tie at the cut is broken at random). A sample
+shorter than ``t`` is read whole and ranked with the rest, where a real
+checkpoint would keep it (it has finished): this measures the checker's
+signal, not a pruning run. No model runs: the tokenizer cuts, the checker
+reads.
 """
 
 from __future__ import annotations

@@ -68,6 +68,7 @@ class Online:
     bar: float
     below_bar: list[int] = field(default_factory=list)
     """Samples whose confidence fell below the bar: none of them votes."""
+    consensus_reached: bool = False
 
     @property
     def stopped(self) -> list[int]:
@@ -75,7 +76,6 @@ class Online:
         they were stopped; a sample can end on its own on the very delta that
         falls below the bar, or before its stop reaches the engine."""
         return [i for i in self.below_bar if self.samples[i].finish_reason == "abort"]
-    consensus_reached: bool = False
 
 
 async def sample_online(
