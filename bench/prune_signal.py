@@ -18,6 +18,7 @@ reads.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,8 +71,10 @@ def keeps_a_right_one(scores: Sequence[float], right: Sequence[bool], keep: int)
     return 0.0
 
 
-def partial_score(tokenizer: Any, question: str, text: str, tokens: int) -> float:
-    ids = tokenizer.encode(text, add_special_tokens=False)
+def partial_score(tokenizer: Any, question: str, text: str, ids: Sequence[int],
+                  tokens: int) -> float:
+    """``text`` (whose token ids are ``ids``) as a checkpoint at ``tokens``
+    scores it."""
     if len(ids) > tokens:
         text = tokenizer.decode(ids[:tokens])
         text = text[:settled_end(text, len(text))]
@@ -82,11 +85,13 @@ def partial_score(tokenizer: Any, question: str, text: str, tokens: int) -> floa
 def measure(levels: dict[str, list[tuple[str, list[Judged]]]], tokenizer: Any,
             cuts: Sequence[int] = CUTS) -> list[dict[str, Any]]:
     rows = []
+    encoded = functools.cache(lambda text: tokenizer.encode(text, add_special_tokens=False))
     for level, questions in sorted(levels.items()):
         for tokens in cuts:
             kept, random_kept, flagged = 0.0, 0.0, {True: [0, 0], False: [0, 0]}
             for question, samples in questions:
-                scores = [partial_score(tokenizer, question, s.text, tokens) for s in samples]
+                scores = [partial_score(tokenizer, question, s.text, encoded(s.text), tokens)
+                          for s in samples]
                 right = [s.right for s in samples]
                 half = len(samples) // 2
                 kept += keeps_a_right_one(scores, right, half)

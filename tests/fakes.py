@@ -141,7 +141,8 @@ class ScriptedGenerator:
         ids = list(range(len(self.vocabulary), len(self.vocabulary) + len(pieces)))
         self.vocabulary.extend(pieces)
         cumulative = self.logprobs.get(text)
-        per_token = cumulative / len(tokenize(text, self.digit_tokens)) if cumulative is not None and text else None
+        per_token = (cumulative / len(tokenize(text, self.digit_tokens))
+                     if cumulative is not None and text else None)
         top = self.top_logprobs.get(text)
         if isinstance(top, (int, float)):
             top = [float(top)]

@@ -27,12 +27,16 @@ def test_the_chance_that_the_best_keep_hold_a_right_one(
 class WordTokenizer:
     """A token per word, enough to cut a text at a token count."""
 
+    def __init__(self) -> None:
+        self.vocabulary: list[str] = []  # token id -> its word
+
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        self.words = text.split(" ")
-        return list(range(len(self.words)))
+        words = text.split(" ")
+        self.vocabulary.extend(words)
+        return list(range(len(self.vocabulary) - len(words), len(self.vocabulary)))
 
     def decode(self, ids: list[int]) -> str:
-        return " ".join(self.words[i] for i in ids)
+        return " ".join(self.vocabulary[i] for i in ids)
 
 
 def test_the_checker_flags_the_wrong_sample_once_its_claim_is_in_the_cut(tmp_path: Path) -> None:
